@@ -1,0 +1,132 @@
+"""Sensor health: counters and the OK / DEGRADED / FAULT state of one sensor.
+
+A sensor is FAULT when it has not delivered a frame for ``stall_timeout_s`` (or the
+transport is gone), DEGRADED when recent frames show errors (CRC failures, resyncs,
+sequence gaps, queue overflows) above ``degraded_error_rate``, OK otherwise. Every
+change of state is returned as a :class:`HealthEvent` so it can be shown and recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from detect.blocks import HealthEvent, SensorState
+
+
+@dataclass
+class HealthCounters:
+    frames: int = 0
+    bytes: int = 0
+    crc_errors: int = 0
+    resyncs: int = 0
+    gaps: int = 0
+    dropped_frames: int = 0
+    overflows: int = 0
+    reconnects: int = 0
+    corrupt_frames: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+_ERROR_FIELDS = ("crc_errors", "resyncs", "gaps", "overflows", "corrupt_frames")
+
+
+class SensorHealth:
+    """Counters plus a small state machine for one sensor."""
+
+    def __init__(
+        self,
+        sensor: str,
+        stall_timeout_s: float = 0.5,
+        degraded_error_rate: float = 0.02,
+        window_s: float = 2.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        if stall_timeout_s <= 0:
+            raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
+        self.sensor = sensor
+        self.stall_timeout_s = stall_timeout_s
+        self.degraded_error_rate = degraded_error_rate
+        self.window_s = window_s
+        self._clock = clock
+        self.counters = HealthCounters()
+        self.state = SensorState.FAULT
+        self.reason = "not started"
+        self.last_frame_time_s = math.nan
+        self.started_time_s = math.nan
+        self.connected = False
+        self._recent: deque[tuple[float, int, int]] = deque()
+        self._pending: list[HealthEvent] = []
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    def mark_connected(self, connected: bool, reason: str = "") -> None:
+        self.connected = connected
+        if connected and math.isnan(self.started_time_s):
+            self.started_time_s = self.now()
+        if not connected:
+            self._set(SensorState.FAULT, reason or "disconnected")
+
+    def count(self, field_name: str, n: int = 1) -> None:
+        setattr(self.counters, field_name, getattr(self.counters, field_name) + n)
+        if field_name in _ERROR_FIELDS:
+            self._recent.append((self.now(), 0, n))
+
+    def frames_received(self, n_frames: int, n_bytes: int = 0) -> None:
+        if n_frames <= 0:
+            return
+        t = self.now()
+        self.counters.frames += n_frames
+        self.counters.bytes += n_bytes
+        self.last_frame_time_s = t
+        self._recent.append((t, n_frames, 0))
+
+    @property
+    def last_frame_age_s(self) -> float:
+        if math.isnan(self.last_frame_time_s):
+            return math.inf
+        return self.now() - self.last_frame_time_s
+
+    def _set(self, state: SensorState, reason: str) -> None:
+        if state != self.state or (state != SensorState.OK and reason != self.reason):
+            if state != self.state:
+                self._pending.append(HealthEvent(self.now(), self.sensor, state, reason))
+            self.state = state
+            self.reason = reason
+
+    def update(self) -> list[HealthEvent]:
+        """Re-evaluate the state; return the state changes since the last call."""
+        t = self.now()
+        while self._recent and self._recent[0][0] < t - self.window_s:
+            self._recent.popleft()
+        if not self.connected:
+            self._set(SensorState.FAULT, self.reason if self.state == SensorState.FAULT else "disconnected")
+        elif self.last_frame_age_s > self.stall_timeout_s:
+            age = self.last_frame_age_s
+            why = "no data yet" if math.isinf(age) else f"no data for {age:.2f} s"
+            self._set(SensorState.FAULT, why)
+        else:
+            frames = sum(r[1] for r in self._recent)
+            errors = sum(r[2] for r in self._recent)
+            rate = errors / max(frames + errors, 1)
+            if errors and rate > self.degraded_error_rate:
+                self._set(SensorState.DEGRADED, f"{errors} errors in {self.window_s:.0f} s")
+            else:
+                self._set(SensorState.OK, "")
+        events, self._pending = self._pending, []
+        return events
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "sensor": self.sensor,
+            "state": self.state.name,
+            "reason": self.reason,
+            "last_frame_age_s": self.last_frame_age_s,
+            **self.counters.as_dict(),
+        }
