@@ -93,7 +93,8 @@ class MdHeader:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
             raise BlockError(
-                f"MdHeader.sample_rate_hz must be a positive finite number, got {self.sample_rate_hz}"
+                "MdHeader.sample_rate_hz must be a positive finite number, "
+                f"got {self.sample_rate_hz}"
             )
         if len(self.channel_names) == 0:
             raise BlockError("MdHeader.channel_names must name at least one channel")

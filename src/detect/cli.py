@@ -23,6 +23,7 @@ from detect.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
 
 log = logging.getLogger("detect")
 
+
 @dataclass(frozen=True)
 class Arg:
     """A positional argument (or option) that becomes a config override."""
@@ -61,7 +62,13 @@ COMMANDS: dict[str, Command] = {
         8,
         args=(
             _FILE,
-            Arg("speed", "replay.speed", "pacing: 1 = original, N = N x faster", flag="--speed", type=float),
+            Arg(
+                "speed",
+                "replay.speed",
+                "pacing: 1 = original, N = N x faster",
+                flag="--speed",
+                type=float,
+            ),
             Arg("fast", "replay.speed", "as fast as possible", flag="--fast", action="store_const"),
         ),
         sections=("replay", "run", "alarm", "model"),
@@ -73,7 +80,13 @@ COMMANDS: dict[str, Command] = {
         args=(
             _FILE,
             Arg("out", "output.dir", "output directory", flag="--out"),
-            Arg("trace_spacing_m", "input.trace_spacing_m", "trace step (m) where the file has none", flag="--trace-spacing-m", type=float),
+            Arg(
+                "trace_spacing_m",
+                "input.trace_spacing_m",
+                "trace step (m) where the file has none",
+                flag="--trace-spacing-m",
+                type=float,
+            ),
         ),
         sections=("input", "output", "alarm", "model", "dsp"),
     ),
@@ -87,7 +100,10 @@ COMMANDS: dict[str, Command] = {
         "detect.io.info:info_task",
         "describe a recorded file (format, traces, samples, sample interval...)",
         9,
-        args=(_FILE, Arg("json", "info.json", "print one JSON object", flag="--json", action="store_true")),
+        args=(
+            _FILE,
+            Arg("json", "info.json", "print one JSON object", flag="--json", action="store_true"),
+        ),
         sections=("input",),
     ),
     "convert": Command(
@@ -153,14 +169,18 @@ def _build_parser() -> argparse.ArgumentParser:
             add_help=False,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("-h", "--help", action="store_true", help="show this help and the main config keys")
+        p.add_argument(
+            "-h", "--help", action="store_true", help="show this help and the main config keys"
+        )
         for a in cmd.args:
             if a.flag is None:
                 p.add_argument(a.name, help=a.help, nargs="?")
             elif a.action == "store_true":
                 p.add_argument(a.flag, dest=a.name, action="store_true", help=a.help)
             elif a.action == "store_const":
-                p.add_argument(a.flag, dest=a.name, action="store_const", const="__null__", help=a.help)
+                p.add_argument(
+                    a.flag, dest=a.name, action="store_const", const="__null__", help=a.help
+                )
             else:
                 p.add_argument(a.flag, dest=a.name, type=a.type, help=a.help)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="Hydra config overrides")
@@ -169,9 +189,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _command_help(parser: argparse.ArgumentParser, name: str) -> str:
     cmd = COMMANDS[name]
-    sub = next(
-        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)  # noqa: SLF001
-    ).choices[name]
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        name
+    ]
     lines = [sub.format_help().rstrip(), "", "config groups (choose with group=option):"]
     for group, opts in group_options().items():
         lines.append(f"  {group:<11} {', '.join(opts) if opts else '-'}")

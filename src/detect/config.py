@@ -201,11 +201,11 @@ def add_rules(rules: Iterable[Rule]) -> None:
 
 def _leaves(node: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(node, DictConfig):
-        for k in node.keys():
-            key = f"{prefix}.{k}" if prefix else str(k)
+        for k in node:
+            key = f"{prefix}.{k!s}" if prefix else str(k)
             try:
                 v = node[k]
-            except Exception:  # noqa: BLE001 - missing values are reported by the task
+            except Exception:
                 continue
             yield from _leaves(v, key)
     elif isinstance(node, ListConfig):

@@ -106,7 +106,10 @@ class SensorHealth:
         while self._recent and self._recent[0][0] < t - self.window_s:
             self._recent.popleft()
         if not self.connected:
-            self._set(SensorState.FAULT, self.reason if self.state == SensorState.FAULT else "disconnected")
+            self._set(
+                SensorState.FAULT,
+                self.reason if self.state == SensorState.FAULT else "disconnected",
+            )
         elif self.last_frame_age_s > self.stall_timeout_s:
             age = self.last_frame_age_s
             why = "no data yet" if math.isinf(age) else f"no data for {age:.2f} s"

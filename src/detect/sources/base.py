@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from detect.blocks import GpsFix, GprBlock, HealthEvent, MdBlock
+from detect.blocks import GprBlock, GpsFix, HealthEvent, MdBlock
 from detect.health import SensorHealth
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,11 @@ class Source(abc.ABC):
 
     def info(self) -> dict[str, Any]:
         """Device / file description for the recording's attributes."""
-        return {"source": self.name, "class": type(self).__qualname__, "sensors": list(self.sensors)}
+        return {
+            "source": self.name,
+            "class": type(self).__qualname__,
+            "sensors": list(self.sensors),
+        }
 
     # -- public API ------------------------------------------------------------------
     @property
@@ -166,7 +170,7 @@ class Source(abc.ABC):
         log.warning("%s: transport lost: %s", self.name, why)
         try:
             self._close()
-        except Exception:  # noqa: BLE001 - the transport is already broken
+        except Exception:
             log.debug("%s: close after failure raised", self.name, exc_info=True)
         self._is_open = False
         for h in self.health.values():
