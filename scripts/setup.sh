@@ -23,11 +23,21 @@ want="$(cat pyproject.toml; echo "$torch_req ${DETECT_TORCH_ARGS:-}")"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$vpy" -c "import detect, torch" 2>/dev/null; then
   exit 0
 fi
-echo "setup: installing into $venv (first run takes a few minutes)" >&2
-"$vpy" -m pip install --quiet --upgrade "pip>=23" >&2
+log="$venv/setup.log"
+echo "setup: installing into $venv (first run takes a few minutes; log: $log)" >&2
+pip_install() {
+  if ! "$vpy" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; then
+    tail -n 25 "$log" >&2
+    echo "setup: 'pip install $*' failed (full log: $log)" >&2
+    exit 1
+  fi
+}
+: > "$log"
+pip_install --upgrade "pip>=23"
 if ! "$vpy" -c "import torch" 2>/dev/null; then
   # shellcheck disable=SC2086
-  "$vpy" -m pip install --quiet "$torch_req" ${DETECT_TORCH_ARGS:-} >&2
+  pip_install "$torch_req" ${DETECT_TORCH_ARGS:-}
 fi
-"$vpy" -m pip install --quiet -e ".[dev]" >&2
+pip_install -e ".[dev]"
 printf '%s' "$want" > "$stamp"
+echo "setup: done" >&2
