@@ -1,0 +1,147 @@
+"""SimSource: blocks like a driver's, pacing, lanes in sequence, fault injection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detect.blocks import GprBlock, GpsFix, MdBlock, SensorState
+from detect.config import compose, to_dict
+from detect.sim.lane import simulate_lane
+from detect.sim.source import SimSource
+from detect.sources.base import SourceExhausted
+from detect.sources.registry import create_source
+
+SHORT = {"lane_length_m": 4.0, "n_targets_min": 1, "n_targets_max": 3, "margin_m": 0.6}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _drain(src: SimSource) -> list:
+    items = []
+    with src:
+        while True:
+            try:
+                items.extend(src.read(0.0))
+            except SourceExhausted:
+                break
+    return items
+
+
+def test_finite_run_delivers_every_lane_then_is_exhausted() -> None:
+    src = SimSource(sim=SHORT, seed=7, realtime=False, n_lanes=2, block_s=0.1)
+    items = _drain(src)
+    gpr = [b for b in items if isinstance(b, GprBlock)]
+    emi = [b for b in items if isinstance(b, MdBlock)]
+    lanes = [simulate_lane(7, SHORT, lane_index=i) for i in range(2)]
+    np.testing.assert_array_equal(
+        np.concatenate([b.data for b in gpr]), np.concatenate([ln.gpr.data for ln in lanes])
+    )
+    assert sum(b.n for b in emi) == sum(ln.emi.n for ln in lanes)
+    pos = np.concatenate([b.position_m for b in gpr])
+    assert np.all(np.diff(pos) >= 0) and pos[-1] == pytest.approx(8.0, abs=0.02)
+    seq = np.concatenate([b.seq for b in gpr])
+    np.testing.assert_array_equal(seq, np.arange(seq.size))
+    t = np.concatenate([b.host_time_s for b in gpr])
+    assert np.all(np.diff(t) > 0)
+    # blocks of ~0.1 s: 10 traces at 100 traces/s, 100 EMI readings
+    assert max(b.n for b in gpr) <= 11 and max(b.n for b in emi) <= 101
+    assert any(isinstance(i, GpsFix) for i in items)
+    # truth in the same continuous position frame, lane 1 shifted by one lane length
+    assert src.truth == lanes[0].truth + simulate_lane(7, SHORT, lane_index=1, x0_m=4.0).truth
+    with pytest.raises(SourceExhausted):
+        src.read(0.0)
+
+
+def test_realtime_paces_to_the_clock() -> None:
+    clock = FakeClock()
+    src = SimSource(sim=SHORT, seed=1, realtime=True, clock=clock, block_s=0.1)
+    with src:
+        assert src.read(0.0) == []
+        clock.t += 0.355
+        items = src.read(0.0)
+        n_gpr = sum(b.n for b in items if isinstance(b, GprBlock))
+        assert n_gpr == 36  # traces at 0.00 ... 0.35 s
+        assert src.read(0.0) == []
+        clock.t += 0.05
+        assert src.read(0.0) == []
+        clock.t += 0.06
+        items = src.read(0.0)
+        assert sum(b.n for b in items if isinstance(b, GprBlock)) == 11  # 0.36 ... 0.46 s
+        t = np.concatenate([b.host_time_s for b in items if isinstance(b, GprBlock)])
+        assert t[-1] <= clock.t and t[0] >= 1000.0
+
+
+def test_gpr_fault_window_turns_gpr_health_to_fault_and_back() -> None:
+    clock = FakeClock()
+    src = SimSource(
+        sim=SHORT,
+        seed=2,
+        realtime=True,
+        clock=clock,
+        stall_timeout_s=0.3,
+        fault_gpr_after_s=1.0,
+        fault_gpr_for_s=1.0,
+    )
+    states: dict[str, list[tuple[float, SensorState]]] = {"gpr": [], "emi": []}
+    with src:
+        for _ in range(30):
+            clock.t += 0.1
+            src.read(0.0)
+            for ev in src.poll_health():
+                if ev.sensor in states:
+                    states[ev.sensor].append((round(clock.t - 1000.0, 2), ev.state))
+    gpr = states["gpr"]
+    assert [s for _, s in gpr] == [SensorState.OK, SensorState.FAULT, SensorState.OK]
+    assert 1.3 <= gpr[1][0] <= 1.5 and 2.0 <= gpr[2][0] <= 2.2
+    assert [s for _, s in states["emi"]] == [SensorState.OK]
+
+
+def test_built_from_the_composed_config_with_the_sim_group() -> None:
+    cfg = compose(
+        [
+            "sim.lane_length_m=4.0",
+            "sim.n_targets_min=1",
+            "sim.n_targets_max=3",
+            "source.realtime=false",
+        ]
+    )
+    src = create_source(to_dict(cfg.source))
+    assert isinstance(src, SimSource)
+    assert src.settings.lane_length_m == 4.0 and not src.paced
+    assert src.sensors == ("gpr", "emi", "gps")
+
+
+def test_bad_source_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="block_s"):
+        SimSource(block_s=0.0)
+    with pytest.raises(ValueError, match="n_lanes"):
+        SimSource(n_lanes=0)
+    with pytest.raises(ValueError, match=r"source 'sim': .*n_targets_max") as info:
+        create_source({"kind": "sim", "sim": {"n_targets_min": 5, "n_targets_max": 2}})
+    assert "\n" not in str(info.value)
+
+
+def test_realtime_lane_changes_keep_the_stream_continuous_and_healthy() -> None:
+    clock = FakeClock()
+    tiny = {"lane_length_m": 2.0, "margin_m": 0.6, "n_targets_min": 1, "n_targets_max": 1}
+    src = SimSource(sim=tiny, seed=9, realtime=True, clock=clock, stall_timeout_s=0.3)
+    blocks: list[GprBlock] = []
+    faults = []
+    with src:
+        for _ in range(100):  # 10 s: two lane changes (a 2 m lane takes ~4 s)
+            clock.t += 0.1
+            blocks += [b for b in src.read(0.0) if isinstance(b, GprBlock)]
+            faults += [e for e in src.poll_health() if e.state != SensorState.OK]
+    assert src.lanes_started >= 3
+    seq = np.concatenate([b.seq for b in blocks])
+    np.testing.assert_array_equal(seq, np.arange(seq.size))
+    pos = np.concatenate([b.position_m for b in blocks])
+    assert np.all(np.diff(pos) >= 0) and np.max(np.diff(pos)) < 0.02
+    assert faults == []
