@@ -9,6 +9,7 @@ change of state is returned as a :class:`HealthEvent` so it can be shown and rec
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -28,16 +29,22 @@ class HealthCounters:
     overflows: int = 0
     reconnects: int = 0
     corrupt_frames: int = 0
+    truncated: int = 0
+    garbage_bytes: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
-_ERROR_FIELDS = ("crc_errors", "resyncs", "gaps", "overflows", "corrupt_frames")
+_ERROR_FIELDS = ("crc_errors", "resyncs", "gaps", "overflows", "corrupt_frames", "truncated")
 
 
 class SensorHealth:
-    """Counters plus a small state machine for one sensor."""
+    """Counters plus a small state machine for one sensor.
+
+    Thread-safe: a reader thread counts and marks disconnects while the consumer calls
+    :meth:`update`; a lock keeps a FAULT event from being lost between the two.
+    """
 
     def __init__(
         self,
@@ -62,30 +69,35 @@ class SensorHealth:
         self.connected = False
         self._recent: deque[tuple[float, int, int]] = deque()
         self._pending: list[HealthEvent] = []
+        self.device_fault: str | None = None
+        self._lock = threading.RLock()
 
     def now(self) -> float:
         return float(self._clock())
 
     def mark_connected(self, connected: bool, reason: str = "") -> None:
-        self.connected = connected
-        if connected and math.isnan(self.started_time_s):
-            self.started_time_s = self.now()
-        if not connected:
-            self._set(SensorState.FAULT, reason or "disconnected")
+        with self._lock:
+            self.connected = connected
+            if connected and math.isnan(self.started_time_s):
+                self.started_time_s = self.now()
+            if not connected:
+                self._set(SensorState.FAULT, reason or "disconnected")
 
     def count(self, field_name: str, n: int = 1) -> None:
-        setattr(self.counters, field_name, getattr(self.counters, field_name) + n)
-        if field_name in _ERROR_FIELDS:
-            self._recent.append((self.now(), 0, n))
+        with self._lock:
+            setattr(self.counters, field_name, getattr(self.counters, field_name) + n)
+            if field_name in _ERROR_FIELDS:
+                self._recent.append((self.now(), 0, n))
 
     def frames_received(self, n_frames: int, n_bytes: int = 0) -> None:
         if n_frames <= 0:
             return
-        t = self.now()
-        self.counters.frames += n_frames
-        self.counters.bytes += n_bytes
-        self.last_frame_time_s = t
-        self._recent.append((t, n_frames, 0))
+        with self._lock:
+            t = self.now()
+            self.counters.frames += n_frames
+            self.counters.bytes += n_bytes
+            self.last_frame_time_s = t
+            self._recent.append((t, n_frames, 0))
 
     @property
     def last_frame_age_s(self) -> float:
@@ -102,28 +114,31 @@ class SensorHealth:
 
     def update(self) -> list[HealthEvent]:
         """Re-evaluate the state; return the state changes since the last call."""
-        t = self.now()
-        while self._recent and self._recent[0][0] < t - self.window_s:
-            self._recent.popleft()
-        if not self.connected:
-            self._set(
-                SensorState.FAULT,
-                self.reason if self.state == SensorState.FAULT else "disconnected",
-            )
-        elif self.last_frame_age_s > self.stall_timeout_s:
-            age = self.last_frame_age_s
-            why = "no data yet" if math.isinf(age) else f"no data for {age:.2f} s"
-            self._set(SensorState.FAULT, why)
-        else:
-            frames = sum(r[1] for r in self._recent)
-            errors = sum(r[2] for r in self._recent)
-            rate = errors / max(frames + errors, 1)
-            if errors and rate > self.degraded_error_rate:
-                self._set(SensorState.DEGRADED, f"{errors} errors in {self.window_s:.0f} s")
+        with self._lock:
+            t = self.now()
+            while self._recent and self._recent[0][0] < t - self.window_s:
+                self._recent.popleft()
+            if not self.connected:
+                self._set(
+                    SensorState.FAULT,
+                    self.reason if self.state == SensorState.FAULT else "disconnected",
+                )
+            elif self.device_fault:
+                self._set(SensorState.FAULT, f"device reports: {self.device_fault}")
+            elif self.last_frame_age_s > self.stall_timeout_s:
+                age = self.last_frame_age_s
+                why = "no data yet" if math.isinf(age) else f"no data for {age:.2f} s"
+                self._set(SensorState.FAULT, why)
             else:
-                self._set(SensorState.OK, "")
-        events, self._pending = self._pending, []
-        return events
+                frames = sum(r[1] for r in self._recent)
+                errors = sum(r[2] for r in self._recent)
+                rate = errors / max(frames + errors, 1)
+                if errors and rate > self.degraded_error_rate:
+                    self._set(SensorState.DEGRADED, f"{errors} errors in {self.window_s:.0f} s")
+                else:
+                    self._set(SensorState.OK, "")
+            events, self._pending = self._pending, []
+            return events
 
     def snapshot(self) -> dict[str, Any]:
         return {

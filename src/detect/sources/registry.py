@@ -51,9 +51,20 @@ def create_source(spec: Mapping[str, Any], **extra: Any) -> Source:
     kind = params.pop("kind", None)
     if not isinstance(kind, str):
         raise UnknownSourceError("source config needs a 'kind'")
+    # ``threaded: true`` runs the source in its own reader thread behind a bounded queue
+    # (detect.sources.threaded), so a slow consumer never stalls a serial port.
+    threaded = bool(params.pop("threaded", False))
+    queue_size = int(params.pop("queue_size", 256)) if threaded else 0
     cls = source_class(kind)
     params.update(extra)
     try:
-        return cls(**params)
+        src = cls(**params)
     except TypeError as exc:
         raise UnknownSourceError(f"source '{kind}': bad parameters: {exc}") from exc
+    except ValueError as exc:
+        raise UnknownSourceError(f"source '{kind}': {str(exc).splitlines()[0]}") from exc
+    if threaded:
+        from detect.sources.threaded import ThreadedSource
+
+        return ThreadedSource(src, queue_size=queue_size)
+    return src
