@@ -1,0 +1,35 @@
+"""Train the shipped models (fused, gpr_only, emi_only) into models/, then score them.
+
+    .venv/bin/python scripts/train_models.py [key=value ...]
+
+Runs ``detect train experiment=ship`` (the three variants; overrides pass through), then
+``scripts/model_quality.py --write-cards`` so each card carries its held-out metrics.
+About 15-20 min on 2 shared CPU cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from detect.config import compose
+from detect.model.train import train_task
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    models = HERE.parent / "models"
+    overrides = ["experiment=ship", f"train.models_dir={models}", *sys.argv[1:]]
+    rc = train_task(compose(overrides))
+    if rc:
+        return rc
+    passthrough = ["experiment=ship", f"train.models_dir={models}", *sys.argv[1:]]
+    return subprocess.call(
+        [sys.executable, str(HERE / "model_quality.py"), "--write-cards", *passthrough]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Inference wrapper: load a shipped model with its card and score windows.
+
+``Classifier.load("fused")`` reads ``models/fused/`` (or a directory path), checks the weights'
+hash, loads tensors only (safetensors: a model file from elsewhere never runs code), and, when
+given the running config, refuses weights trained with other preprocessing. ``predict`` takes
+GPR and/or EMI windows (numpy, as cut by :mod:`detect.windows`) and returns numpy arrays.
+A window whose GPR or EMI patch holds non-finite values is scored as if that sensor were
+absent (e.g. a sensor in FAULT), and the corresponding branch score is NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from detect.blocks import CLASSES
+from detect.model.card import (
+    WEIGHTS,
+    ModelCardError,
+    check_preprocessing,
+    preprocessing_from_cfg,
+    read_card,
+    write_card,
+)
+from detect.model.nets import CalibratedNet, FusionNet, NetConfig
+from detect.windows import WindowSpec
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Scores for ``n`` windows. Branch scores are NaN where the sensor was absent."""
+
+    p_mine: np.ndarray  # (n,)
+    class_probs: np.ndarray  # (n, len(CLASSES))
+    depth_m: np.ndarray  # (n,)
+    branch_scores: dict[str, np.ndarray] = field(default_factory=dict)  # gpr, emi -> (n,)
+    present: np.ndarray | None = None  # (n, 2) bool: GPR, EMI used
+
+    def __len__(self) -> int:
+        return int(self.p_mine.shape[0])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASSES
+
+    def top_class(self) -> list[str]:
+        return [CLASSES[i] for i in np.argmax(self.class_probs, axis=1)]
+
+
+def resolve_model_dir(name_or_dir: str | Path) -> Path:
+    p = Path(name_or_dir)
+    if p.is_dir():
+        return p
+    from detect.config import models_dir
+
+    candidate = models_dir() / str(name_or_dir)
+    if candidate.is_dir():
+        return candidate
+    available = sorted(d.name for d in models_dir().glob("*") if (d / "card.json").is_file())
+    raise ModelCardError(
+        f"no model '{name_or_dir}' (not a directory, not in {models_dir()}); "
+        f"available: {', '.join(available) or 'none'}"
+    )
+
+
+def build_net(card: Mapping[str, Any]) -> CalibratedNet:
+    net_cfg = NetConfig(**card["net"])
+    return CalibratedNet(FusionNet(net_cfg))
+
+
+def save_model(directory: Path, model: CalibratedNet, card: Mapping[str, Any]) -> dict[str, Any]:
+    """Write weights (safetensors) and the card; returns the card as written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS))
+    full = dict(card)
+    full["net"] = model.net.cfg.to_dict()
+    full["n_parameters"] = sum(p.numel() for p in model.parameters())
+    return write_card(directory, full)
+
+
+class Classifier:
+    """A loaded model: ``predict(gpr, emi)`` on batches of windows."""
+
+    def __init__(self, model: CalibratedNet, card: Mapping[str, Any], name: str = "") -> None:
+        self.model = model.eval()
+        self.card = dict(card)
+        self.name = name or str(card.get("name", ""))
+        self.spec = WindowSpec.from_mapping(self.card["preprocessing"]["window"])
+        net = model.net.cfg
+        self.has_gpr = net.use_gpr
+        self.has_emi = net.use_emi
+
+    @classmethod
+    def load(cls, name_or_dir: str | Path, cfg: Any | None = None) -> Classifier:
+        """Load ``models/<name>/`` or a directory; with ``cfg``, check its preprocessing."""
+        directory = resolve_model_dir(name_or_dir)
+        card = read_card(directory)
+        name = str(card.get("name", directory.name))
+        if cfg is not None:
+            check_preprocessing(card, preprocessing_from_cfg(cfg), name)
+        model = build_net(card)
+        try:
+            state = load_file(str(directory / str(card["weights"]["file"])))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ModelCardError(f"{directory}: cannot read weights ({exc})") from exc
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelCardError(
+                f"{directory}: weights do not fit the card's network "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        return cls(model, card, name)
+
+    def check_preprocessing(self, cfg: Any) -> None:
+        check_preprocessing(self.card, preprocessing_from_cfg(cfg), self.name)
+
+    def _inputs(
+        self, gpr: np.ndarray | None, emi: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = self.spec
+        n = None
+        for arr, what, m in ((gpr, "GPR", s.gpr_samples), (emi, "EMI", s.emi_channels)):
+            if arr is None:
+                continue
+            if arr.ndim != 3 or arr.shape[1:] != (s.n_pos, m):
+                raise ValueError(
+                    f"{what} windows must have shape (n, {s.n_pos}, {m}) for model "
+                    f"'{self.name}', got {arr.shape}"
+                )
+            if n is not None and arr.shape[0] != n:
+                raise ValueError(f"GPR and EMI window counts differ ({n} vs {arr.shape[0]})")
+            n = arr.shape[0]
+        if n is None:
+            raise ValueError("predict needs GPR windows, EMI windows or both")
+        present = np.zeros((n, 2), dtype=np.float32)
+        if gpr is not None and self.has_gpr:
+            ok = np.isfinite(gpr).all(axis=(1, 2))
+            present[:, 0] = ok
+            gpr = np.where(ok[:, None, None], gpr, 0.0).astype(np.float32)
+        else:
+            gpr = np.zeros((n, s.n_pos, s.gpr_samples), dtype=np.float32)
+        if emi is not None and self.has_emi:
+            ok = np.isfinite(emi).all(axis=(1, 2))
+            present[:, 1] = ok
+            emi = np.where(ok[:, None, None], emi, 0.0).astype(np.float32)
+        else:
+            emi = np.zeros((n, s.n_pos, s.emi_channels), dtype=np.float32)
+        return gpr, emi, present
+
+    def predict(
+        self,
+        gpr_patches: np.ndarray | None,
+        emi_patches: np.ndarray | None,
+        batch_size: int = 4096,
+    ) -> Prediction:
+        """Score windows. A model without a branch for the only sensor given raises ValueError."""
+        gpr_in = None if gpr_patches is None else np.asarray(gpr_patches, dtype=np.float32)
+        emi_in = None if emi_patches is None else np.asarray(emi_patches, dtype=np.float32)
+        if (gpr_in is None or not self.has_gpr) and (emi_in is None or not self.has_emi):
+            have = [w for w, a in (("GPR", gpr_in), ("EMI", emi_in)) if a is not None]
+            need = [w for w, h in (("GPR", self.has_gpr), ("EMI", self.has_emi)) if h]
+            raise ValueError(
+                f"model '{self.name}' uses {'+'.join(need)} but only {'+'.join(have)} was given"
+            )
+        gpr, emi, present = self._inputs(gpr_in, emi_in)
+        n = present.shape[0]
+        outs: list[list[np.ndarray]] = [[], [], [], [], []]
+        with torch.inference_mode():
+            for i in range(0, max(n, 1), batch_size):
+                res = self.model(
+                    torch.from_numpy(gpr[i : i + batch_size]),
+                    torch.from_numpy(emi[i : i + batch_size]),
+                    torch.from_numpy(present[i : i + batch_size]),
+                )
+                for acc, r in zip(outs, res, strict=True):
+                    acc.append(r.numpy())
+        p_mine, probs, depth, p_gpr, p_emi = (np.concatenate(o) for o in outs)
+        used = present.astype(bool)
+        none = np.logical_not(used.any(axis=1))
+        p_mine = np.where(none, np.nan, p_mine)
+        return Prediction(
+            p_mine=p_mine.astype(np.float32),
+            class_probs=np.where(none[:, None], np.nan, probs).astype(np.float32),
+            depth_m=np.where(none, np.nan, depth).astype(np.float32),
+            branch_scores={
+                "gpr": np.where(used[:, 0], p_gpr, np.nan).astype(np.float32),
+                "emi": np.where(used[:, 1], p_emi, np.nan).astype(np.float32),
+            },
+            present=used,
+        )
