@@ -1,0 +1,424 @@
+"""GSSI ``.DZT`` reader (with the ``.DZX`` XML and ``.DZG`` GPS side files).
+
+Layout learned from the files themselves and GSSI's published header description:
+a header of 1024 bytes per channel (or ``1024 * rh_data`` bytes when ``rh_data`` is
+below 1024, as SIR-4000 files do), then scans of ``rh_nchan`` traces of ``rh_nsamp``
+samples each, little-endian, 8-bit and 16-bit unsigned (zero level at mid-scale) or
+32-bit signed. Several units write the trace number and the mark word into samples 0
+and 1 of each trace: those are detected from their content, reported and replaced.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detect.blocks import GprBlock, GprHeader, GpsFix
+from detect.io.formats import GprFile, ReaderError, apply_spacing, file_size, read_head, sibling
+from detect.io.nmea import NmeaStats, parse_gga
+
+_HEADER_FIELDS = struct.Struct("<HHHHh5fH")
+_DTYPES: dict[int, np.dtype[Any]] = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<i4")}
+_ZERO_LEVEL = {8: 128.0, 16: 32768.0, 32: 0.0}
+
+#: GSSI antenna model numbers -> nominal centre frequency (MHz), from GSSI product sheets.
+ANTENNA_MODELS_MHZ: dict[str, float] = {
+    "3101": 900.0,
+    "3102": 500.0,
+    "3207": 100.0,
+    "5100": 1500.0,
+    "5103": 400.0,
+    "5106": 200.0,
+    "50270": 270.0,
+    "50300": 300.0,
+    "50400": 400.0,
+    "51600": 1600.0,
+    "52600": 2600.0,
+    "62000": 2000.0,
+}
+
+_FREQ_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/\s*\d+(?:\.\d+)?\s*)?(MHz|GHz)", re.IGNORECASE)
+
+
+def _parse_header(head: bytes) -> dict[str, Any]:
+    (tag, rh_data, nsamp, bits, zero, sps, spm, mpm, position, range_ns, npass) = (
+        _HEADER_FIELDS.unpack_from(head, 0)
+    )
+    nchan = struct.unpack_from("<H", head, 52)[0]
+    epsr, top_m, depth_m = struct.unpack_from("<3f", head, 54)
+    return {
+        "tag": tag,
+        "rh_data": rh_data,
+        "nsamp": nsamp,
+        "bits": bits,
+        "zero": zero,
+        "sps": sps,
+        "spm": spm,
+        "mpm": mpm,
+        "position_ns": position,
+        "range_ns": range_ns,
+        "npass": npass,
+        "nchan": nchan,
+        "epsr": epsr,
+        "top_m": top_m,
+        "depth_m": depth_m,
+        "created": _gssi_date(head[32:36]),
+        "antenna": head[98:112].split(b"\x00")[0].decode("latin-1").strip(),
+        "name": head[114:126].split(b"\x00")[0].decode("latin-1").strip(),
+    }
+
+
+def _gssi_date(raw: bytes) -> str | None:
+    """Packed date: sec/2 (5 bits), min (6), hour (5), day (5), month (4), year-1980 (7)."""
+    v = struct.unpack("<I", raw)[0]
+    sec, minute, hour = (v & 0x1F) * 2, (v >> 5) & 0x3F, (v >> 11) & 0x1F
+    day, month, year = (v >> 16) & 0x1F, (v >> 21) & 0x0F, ((v >> 25) & 0x7F) + 1980
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and sec < 60):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{sec:02d}"
+
+
+def header_bytes(hdr: dict[str, Any]) -> int:
+    """Header length: ``1024 * rh_data`` when rh_data < 1024, else ``1024 * rh_nchan``."""
+    if 0 < hdr["rh_data"] < 1024:
+        return 1024 * int(hdr["rh_data"])
+    return 1024 * int(hdr["nchan"])
+
+
+def _plausible(hdr: dict[str, Any]) -> str | None:
+    if (hdr["tag"] & 0xFF) not in (0x00, 0xFF) or (hdr["tag"] >> 8) > 0x0F:
+        return f"tag 0x{hdr['tag']:04x} is not a DZT tag"
+    if hdr["bits"] not in _DTYPES:
+        return f"bits per sample = {hdr['bits']} (expected 8, 16 or 32)"
+    if not (2 <= hdr["nsamp"] <= 65535):
+        return f"samples per trace = {hdr['nsamp']}"
+    if not (1 <= hdr["nchan"] <= 16):
+        return f"channel count = {hdr['nchan']} (expected 1..16)"
+    if not (math.isfinite(hdr["range_ns"]) and 0 < hdr["range_ns"] < 1e6):
+        return f"time range = {hdr['range_ns']} ns"
+    return None
+
+
+def sniff(path: Path, head: bytes) -> str | None:
+    if len(head) < 128:
+        return None
+    hdr = _parse_header(head)
+    if _plausible(hdr) is not None:
+        return None
+    return (
+        f"GSSI DZT header (tag 0x{hdr['tag']:04x}, {hdr['bits']}-bit, "
+        f"{hdr['nsamp']} samples, {hdr['nchan']} channel(s))"
+    )
+
+
+def antenna_mhz(name: str) -> float | None:
+    m = _FREQ_IN_NAME.search(name)
+    if m:
+        value = float(m.group(1))
+        return value * 1000.0 if m.group(2).lower() == "ghz" else value
+    key = name.strip().upper().replace(" ", "")
+    for model in sorted(ANTENNA_MODELS_MHZ, key=len, reverse=True):
+        if key == model or (key.startswith(model) and not key[len(model)].isdigit()):
+            return ANTENNA_MODELS_MHZ[model]
+    return None
+
+
+def nonsignal_rows(raw: np.ndarray) -> int:
+    """How many leading samples per trace are bookkeeping words, not signal (0 or 2).
+
+    Sample 0 is then a trace counter (steps of +1) or a constant, and sample 1 the mark
+    word, taking only a few distinct values. Judged on the data, never on the model.
+    """
+    n = raw.shape[0]
+    if n < 3 or raw.shape[1] < 4:
+        return 0
+    r0 = raw[:, 0].astype(np.int64)
+    steps = np.diff(r0)
+    counter = float(np.mean(steps == 1)) > 0.95
+    constant = bool(np.all(r0 == r0[0]))
+    few_marks = np.unique(raw[:, 1]).size <= 4
+    signal_varies = np.unique(raw[:, 2]).size > 4 or np.unique(raw[:, -1]).size > 4
+    return 2 if (counter or constant) and few_marks and signal_varies else 0
+
+
+def _read_dzx(path: Path, out: GprFile) -> dict[str, Any]:
+    try:
+        root = ET.fromstring(path.read_bytes())
+    except (ET.ParseError, OSError) as exc:
+        out.warnings.append(f"{path.name}: ignored, not readable XML ({exc})")
+        return {}
+    info: dict[str, Any] = {}
+
+    def local(tag: str) -> str:
+        return tag.rsplit("}", 1)[-1]
+
+    waypoints: list[tuple[int, float, float]] = []
+    marks: list[int] = []
+    for el in root.iter():
+        name = local(el.tag)
+        text = (el.text or "").strip()
+        if name in ("unitsPerScan", "scanPerMeters", "horizontalUnit", "system"):
+            info[name] = text
+        elif name == "WayPt":
+            scan = coords = None
+            for child in el:
+                if local(child.tag) == "scan":
+                    scan = child.text
+                elif local(child.tag) == "localCoords":
+                    coords = child.text
+            try:
+                if scan is not None and coords is not None:
+                    xy = [float(c) for c in coords.split(",")[:2]]
+                    waypoints.append((int(scan), xy[0], xy[1]))
+            except ValueError:
+                out.warnings.append(f"{path.name}: waypoint with unreadable coordinates ignored")
+        elif name == "mark":
+            for child in el:
+                if local(child.tag) == "scan" and (child.text or "").strip().isdigit():
+                    marks.append(int((child.text or "").strip()))
+    info["waypoints"] = waypoints
+    info["marks"] = marks
+    return info
+
+
+_UNIT_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048, "in": 0.0254, "km": 1000.0}
+
+
+def _waypoint_positions(
+    waypoints: list[tuple[int, float, float]], n_traces: int, unit_m: float
+) -> np.ndarray | None:
+    """Positions by piecewise-linear interpolation between waypoints (extrapolated at ends)."""
+    wp = sorted(set(waypoints))
+    if len(wp) < 2:
+        return None
+    scans = np.array([w[0] for w in wp], dtype=np.float64)
+    xy = np.array([[w[1], w[2]] for w in wp]) * unit_m
+    dist = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
+    if np.any(np.diff(scans) <= 0) or dist[-1] <= 0:
+        return None
+    idx = np.arange(n_traces, dtype=np.float64)
+    pos = np.interp(idx, scans, dist)
+    lo_slope = (dist[1] - dist[0]) / (scans[1] - scans[0])
+    hi_slope = (dist[-1] - dist[-2]) / (scans[-1] - scans[-2])
+    pos = np.where(idx < scans[0], dist[0] + (idx - scans[0]) * lo_slope, pos)
+    return np.where(idx > scans[-1], dist[-1] + (idx - scans[-1]) * hi_slope, pos)
+
+
+def _read_dzg(path: Path, sps: float, out: GprFile) -> tuple[list[GpsFix], np.ndarray]:
+    try:
+        text = path.read_bytes().decode("ascii", "replace")
+    except OSError as exc:
+        out.warnings.append(f"{path.name}: ignored ({exc})")
+        return [], np.zeros(0)
+    stats = NmeaStats()
+    fixes: list[GpsFix] = []
+    scans: list[float] = []
+    scan: float | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("$GSSIS"):
+            parts = line.split(",")
+            try:
+                scan = float(parts[1])
+            except (IndexError, ValueError):
+                scan = None
+        elif line[3:6] == "GGA" and line.startswith("$") and scan is not None:
+            t = scan / sps if sps > 0 else math.nan
+            fix = parse_gga(line, t, stats, source="dzg")
+            if fix is not None:
+                fixes.append(fix)
+                scans.append(scan)
+            scan = None
+    if stats.bad_checksum or stats.malformed:
+        out.warnings.append(
+            f"{path.name}: {stats.bad_checksum} GGA sentence(s) with a bad checksum and "
+            f"{stats.malformed} malformed sentence(s) skipped"
+        )
+    if stats.no_fix:
+        out.warnings.append(
+            f"{path.name}: {stats.no_fix} of {len(fixes)} GGA fixes have no position"
+        )
+    return fixes, np.asarray(scans, dtype=np.float64)
+
+
+def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
+    size = file_size(path)
+    head = read_head(path, 1024)
+    if len(head) < 1024:
+        raise ReaderError(f"{path}: truncated DZT: {len(head)} bytes, header needs 1024")
+    hdr = _parse_header(head)
+    bad = _plausible(hdr)
+    if bad is not None:
+        raise ReaderError(f"{path}: not a valid DZT header: {bad}")
+    offset = header_bytes(hdr)
+    nsamp, nchan, bits = int(hdr["nsamp"]), int(hdr["nchan"]), int(hdr["bits"])
+    dtype = _DTYPES[bits]
+    scan_bytes = nsamp * nchan * dtype.itemsize
+    if size <= offset:
+        raise ReaderError(f"{path}: truncated DZT: {size} bytes, header alone is {offset}")
+    n_scans, rest = divmod(size - offset, scan_bytes)
+    if n_scans == 0:
+        raise ReaderError(
+            f"{path}: header says {nsamp} samples x {nchan} channel(s) x {bits} bit per scan "
+            f"({scan_bytes} bytes) but only {size - offset} data bytes follow"
+        )
+    out = GprFile(path=path, format="dzt", format_reason="", blocks=[])
+    if rest:
+        out.warnings.append(
+            f"file ends inside scan {n_scans}: {rest} trailing bytes of an incomplete scan dropped"
+        )
+    raw = np.fromfile(path, dtype=dtype, count=n_scans * nsamp * nchan, offset=offset)
+    # one read, not a memmap: a file cut short under us (USB stick pulled) is then an
+    # OSError instead of a SIGBUS
+    raw = raw.reshape(n_scans, nchan, nsamp)
+
+    sps, spm = float(hdr["sps"]), float(hdr["spm"])
+    out.trace_rate_hz = sps if math.isfinite(sps) and sps > 0 else None
+    if not (math.isfinite(hdr["epsr"]) and hdr["epsr"] > 0):
+        out.warnings.append(
+            f"header dielectric epsr = {hdr['epsr']} (unset): depths need a velocity from elsewhere"
+        )
+    out.antenna_mhz = antenna_mhz(hdr["antenna"])
+    if out.antenna_mhz is None:
+        out.warnings.append(f"unknown antenna '{hdr['antenna']}': centre frequency not known")
+
+    file_spacing = 1.0 / spm if math.isfinite(spm) and spm > 0 else None
+    positions: np.ndarray | None = None
+    dzx_path = sibling(path, ".dzx")
+    dzx: dict[str, Any] = {}
+    if dzx_path is not None:
+        dzx = _read_dzx(dzx_path, out)
+        if file_spacing is None:
+            unit = _UNIT_M.get(str(dzx.get("horizontalUnit", "m")).lower(), 1.0)
+            positions = _waypoint_positions(dzx.get("waypoints", []), n_scans, unit)
+            if positions is not None and n_scans > 1:
+                file_spacing = float((positions[-1] - positions[0]) / (n_scans - 1))
+                out.warnings.append(
+                    f"trace positions from the {len(dzx['waypoints'])} waypoints of {dzx_path.name}"
+                )
+            else:
+                try:
+                    per_scan = float(dzx.get("unitsPerScan", "nan")) * unit
+                except ValueError:
+                    per_scan = math.nan
+                if math.isfinite(per_scan) and per_scan > 0:
+                    file_spacing = per_scan
+    spacing = apply_spacing(out, file_spacing, trace_spacing_m)
+    if positions is None or trace_spacing_m is not None:
+        positions = (
+            np.arange(n_scans, dtype=np.float64) * spacing if spacing else np.full(n_scans, np.nan)
+        )
+    out.trace_spacing_m = spacing
+
+    dt_ns = float(hdr["range_ns"]) / nsamp
+    zero = _ZERO_LEVEL[bits]
+    host_time = (
+        np.arange(n_scans) / out.trace_rate_hz if out.trace_rate_hz else np.full(n_scans, np.nan)
+    )
+    marks: list[int] = [int(m) for m in dzx.get("marks", [])]
+    for ch in range(nchan):
+        chan = raw[:, ch, :]
+        skip = nonsignal_rows(chan)
+        data = chan.astype(np.float32)
+        data -= np.float32(zero)
+        if skip:
+            mark_word = chan[:, 1]
+            values, counts = np.unique(mark_word, return_counts=True)
+            usual = values[np.argmax(counts)]
+            if ch == 0:
+                marks.extend(np.flatnonzero(mark_word != usual).tolist())
+            data[:, :skip] = data[:, skip : skip + 1]
+            out.warnings.append(
+                f"channel {ch}: samples 0-1 hold the trace number and mark word, not signal; "
+                "replaced by sample 2"
+            )
+        header = GprHeader(dt_ns=dt_ns, antenna_hz=(out.antenna_mhz or 0) * 1e6 or None, channel=ch)
+        out.blocks.append(
+            GprBlock.build(
+                data,
+                header,
+                seq=np.arange(n_scans, dtype=np.int64),
+                host_time_s=host_time,
+                position_m=positions,
+            )
+        )
+    out.marks = np.unique(np.asarray(marks, dtype=np.int64))
+
+    dzg_path = sibling(path, ".dzg")
+    if dzg_path is not None:
+        out.gps, out.gps_trace = _read_dzg(dzg_path, sps, out)
+    out.meta = {
+        k: hdr[k]
+        for k in (
+            "tag",
+            "rh_data",
+            "bits",
+            "zero",
+            "sps",
+            "spm",
+            "mpm",
+            "position_ns",
+            "range_ns",
+            "epsr",
+            "antenna",
+            "name",
+            "created",
+        )
+    }
+    out.meta["header_bytes"] = offset
+    if "system" in dzx:
+        out.meta["system"] = dzx["system"]
+    return out
+
+
+def write_dzt(
+    path: str | Path,
+    raw: np.ndarray,
+    range_ns: float,
+    bits: int = 16,
+    sps: float = 100.0,
+    spm: float = 0.0,
+    epsr: float = 6.0,
+    antenna: str = "400MHz",
+    rh_data: int = 1024,
+    tag: int = 0x00FF,
+) -> None:
+    """Write raw on-disk sample words ``(n_scans, n_channels, n_samples)`` as a DZT.
+
+    Meant for synthetic test and benchmark files: only the fields this reader uses
+    are filled in.
+    """
+    if raw.ndim != 3:
+        raise ValueError(f"raw must be (n_scans, n_channels, n_samples), got {raw.shape}")
+    _, nchan, nsamp = raw.shape
+    head_len = 1024 * rh_data if rh_data < 1024 else 1024 * nchan
+    head = bytearray(head_len)
+    zero = {8: 128, 16: 32768, 32: 0}[bits]
+    struct.pack_into(
+        "<HHHHh5fH",
+        head,
+        0,
+        tag,
+        rh_data,
+        nsamp,
+        bits,
+        zero - 65536 if zero > 32767 else zero,
+        sps,
+        spm,
+        0.0,
+        0.0,
+        range_ns,
+        0,
+    )
+    struct.pack_into("<H", head, 52, nchan)
+    struct.pack_into("<3f", head, 54, epsr, 0.0, 0.0)
+    head[98 : 98 + min(len(antenna), 14)] = antenna.encode("latin-1")[:14]
+    with open(path, "wb") as f:
+        f.write(bytes(head))
+        f.write(np.ascontiguousarray(raw, dtype=_DTYPES[bits]).tobytes())

@@ -1,0 +1,285 @@
+"""One result type for every GPR file reader, and format detection by content.
+
+Each reader (``dzt``, ``dt1``, ``rd3``, ``gprmax``, ``segy``, ``session``) returns a
+:class:`GprFile`. :func:`detect_format` looks at the bytes (magic numbers, HDF5
+attributes, header text); the file name extension only breaks ties, and the reason
+for the choice is kept in :attr:`GprFile.format_reason` so ``detect info`` can say it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detect.blocks import GprBlock, GpsFix
+
+#: Formats we read, in the order content sniffing tries them.
+FORMATS: tuple[str, ...] = ("session", "gprmax", "segy", "dzt", "dt1", "rd3")
+
+
+class ReaderError(ValueError):
+    """A file cannot be read as the format it claims or seems to be (one line)."""
+
+
+@dataclass
+class GprFile:
+    """A GPR file as read: one :class:`GprBlock` per channel plus what the header says.
+
+    ``trace_spacing_m`` is None when neither the file nor the user gives it;
+    ``antenna_mhz`` is None when the antenna is not known (there is a warning).
+    ``gps_trace`` gives, for each fix in ``gps``, the (fractional) trace index it
+    belongs to; ``marks`` are trace indices of user marks.
+    """
+
+    path: Path
+    format: str
+    format_reason: str
+    blocks: list[GprBlock]
+    trace_spacing_m: float | None = None
+    antenna_mhz: float | None = None
+    trace_rate_hz: float | None = None
+    gps: list[GpsFix] = field(default_factory=list)
+    gps_trace: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    marks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    warnings: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def block(self) -> GprBlock:
+        return self.blocks[0]
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def n_traces(self) -> int:
+        return self.block.n
+
+    @property
+    def n_samples(self) -> int:
+        return self.block.n_samples
+
+    @property
+    def dt_ns(self) -> float:
+        return float(self.block.header.dt_ns)
+
+    @property
+    def window_ns(self) -> float:
+        return self.dt_ns * self.n_samples
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.trace_rate_hz:
+            return self.n_traces / self.trace_rate_hz
+        return None
+
+    def info(self) -> dict[str, Any]:
+        """The JSON object of ``detect info --json``."""
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "format_reason": self.format_reason,
+            "n_channels": self.n_channels,
+            "n_traces": self.n_traces,
+            "n_samples": self.n_samples,
+            "dt_ns": self.dt_ns,
+            "window_ns": self.window_ns,
+            "time_zero_ns": float(self.block.header.time_zero_ns),
+            "trace_spacing_m": self.trace_spacing_m,
+            "antenna_mhz": self.antenna_mhz,
+            "trace_rate_hz": self.trace_rate_hz,
+            "duration_s": self.duration_s,
+            "gps_present": any(f.has_fix for f in self.gps),
+            "n_gps_fixes": len(self.gps),
+            "n_marks": len(self.marks),
+            "warnings": list(self.warnings),
+        }
+
+
+def trace_positions(n_traces: int, spacing_m: float | None, start_m: float = 0.0) -> np.ndarray:
+    """Along-track positions of evenly spaced traces, NaN when the step is unknown."""
+    if spacing_m is None or not math.isfinite(spacing_m) or spacing_m <= 0:
+        return np.full(n_traces, np.nan)
+    return start_m + np.arange(n_traces, dtype=np.float64) * spacing_m
+
+
+def file_size(path: Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError as exc:
+        raise ReaderError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def read_head(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError as exc:
+        raise ReaderError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def sibling(path: Path, *suffixes: str) -> Path | None:
+    """The companion file with one of ``suffixes`` (any case), or None."""
+    for suf in suffixes:
+        for cand in (suf.lower(), suf.upper()):
+            p = path.with_suffix(cand)
+            if p.exists():
+                return p
+    parent = path.parent
+    stem = path.stem.lower()
+    wanted = {s.lower() for s in suffixes}
+    try:
+        for p in parent.iterdir():
+            if p.stem.lower() == stem and p.suffix.lower() in wanted:
+                return p
+    except OSError:
+        return None
+    return None
+
+
+# ------------------------------------------------------------------ format sniffing
+
+_EXT_HINT = {
+    ".dzt": "dzt",
+    ".dt1": "dt1",
+    ".hd": "dt1",
+    ".rd3": "rd3",
+    ".rd7": "rd3",
+    ".rad": "rd3",
+    ".out": "gprmax",
+    ".sgy": "segy",
+    ".segy": "segy",
+    ".h5": "session",
+    ".hdf5": "session",
+}
+
+
+def _sniffers() -> dict[str, Callable[[Path, bytes], str | None]]:
+    from detect.io import dt1, dzt, gprmax, rd3, segy, session
+
+    return {
+        "session": session.sniff,
+        "gprmax": gprmax.sniff,
+        "segy": segy.sniff,
+        "dzt": dzt.sniff,
+        "dt1": dt1.sniff,
+        "rd3": rd3.sniff,
+    }
+
+
+def detect_format(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(format, reason) from the file's content; the extension only breaks ties."""
+    p = Path(path)
+    if not p.is_file():
+        raise ReaderError(f"{p}: not a file")
+    size = file_size(p)
+    if size == 0:
+        raise ReaderError(f"{p}: empty file")
+    head = read_head(p, 4096)
+    hint = _EXT_HINT.get(p.suffix.lower())
+    matches: list[tuple[str, str]] = []
+    for name, sniff in _sniffers().items():
+        try:
+            reason = sniff(p, head)
+        except Exception:
+            reason = None
+        if reason is not None:
+            matches.append((name, reason))
+    if not matches:
+        ext = f" (extension says {hint})" if hint else ""
+        raise ReaderError(f"{p}: not a recognised GPR file: content matches no format{ext}")
+    for name, reason in matches:
+        if name == hint:
+            return name, reason
+    name, reason = matches[0]
+    if hint is not None:
+        reason += f"; extension {p.suffix} suggested {hint} but the content says {name}"
+    return name, reason
+
+
+def read_gpr(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    trace_spacing_m: float | None = None,
+) -> GprFile:
+    """Read any supported GPR file (format from content unless ``format`` forces one).
+
+    ``trace_spacing_m`` is used where the file has no trace step, and overrides a
+    step the file gives (with a warning naming both).
+    """
+    from detect.io import dt1, dzt, gprmax, rd3, segy, session
+
+    p = Path(path)
+    if format is None:
+        fmt, reason = detect_format(p)
+    else:
+        fmt = format.lower()
+        if fmt not in FORMATS:
+            raise ReaderError(f"{p}: unknown format '{format}'; known: {', '.join(FORMATS)}")
+        if not p.is_file():
+            raise ReaderError(f"{p}: not a file")
+        if file_size(p) == 0:
+            raise ReaderError(f"{p}: empty file")
+        reason = "forced by input.format"
+    readers: dict[str, Callable[..., GprFile]] = {
+        "dzt": dzt.read_dzt,
+        "dt1": dt1.read_dt1,
+        "rd3": rd3.read_rd3,
+        "gprmax": gprmax.read_gprmax,
+        "segy": segy.read_segy,
+        "session": session.read_session_gpr,
+    }
+    try:
+        out = readers[fmt](p, trace_spacing_m=trace_spacing_m)
+    except ReaderError as exc:
+        msg = str(exc)
+        if "\n" in msg:
+            raise ReaderError(" ".join(part.strip() for part in msg.splitlines())) from exc
+        raise
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        RuntimeError,
+        AttributeError,
+    ) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReaderError(f"{p}: cannot read as {fmt}: {first}") from exc
+    out.format_reason = reason
+    return out
+
+
+def check_finite(out: GprFile) -> None:
+    """Warn about NaN/inf samples (float formats can hold them; integer ones cannot)."""
+    for b in out.blocks:
+        bad = int(b.data.size - np.count_nonzero(np.isfinite(b.data)))
+        if bad:
+            out.warnings.append(f"channel {b.header.channel}: {bad} sample(s) are NaN or infinite")
+
+
+def apply_spacing(
+    out: GprFile, file_spacing_m: float | None, user_spacing_m: float | None
+) -> float | None:
+    """Resolve the trace step: the user's value wins (warned if it contradicts the file)."""
+    if user_spacing_m is not None:
+        if file_spacing_m and not math.isclose(file_spacing_m, user_spacing_m, rel_tol=1e-6):
+            out.warnings.append(
+                f"trace spacing {user_spacing_m} m given by the user overrides "
+                f"{file_spacing_m:g} m from the file"
+            )
+        return float(user_spacing_m)
+    if file_spacing_m is None or not (file_spacing_m > 0):
+        out.warnings.append(
+            "the file gives no trace spacing: positions are unknown (set input.trace_spacing_m)"
+        )
+        return None
+    return float(file_spacing_m)
