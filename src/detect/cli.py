@@ -54,7 +54,7 @@ COMMANDS: dict[str, Command] = {
         "detect.pipeline:run_task",
         "run the live detection pipeline (default: built-in simulated sensors)",
         8,
-        sections=("run", "source", "alarm", "model"),
+        sections=("run", "source", "align", "alarm", "model"),
     ),
     "replay": Command(
         "detect.pipeline:replay_task",
@@ -71,7 +71,7 @@ COMMANDS: dict[str, Command] = {
             ),
             Arg("fast", "replay.speed", "as fast as possible", flag="--fast", action="store_const"),
         ),
-        sections=("replay", "run", "alarm", "model"),
+        sections=("replay", "run", "align", "alarm", "model"),
     ),
     "scan": Command(
         "detect.pipeline:scan_task",
@@ -88,7 +88,7 @@ COMMANDS: dict[str, Command] = {
                 type=float,
             ),
         ),
-        sections=("input", "output", "alarm", "model", "dsp"),
+        sections=("input", "output", "align", "alarm", "model", "dsp"),
     ),
     "record": Command(
         "detect.recording:record_task",
@@ -283,7 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     try:
-        ns = parser.parse_args(argv)
+        # key=value overrides may also follow an option (`replay FILE --fast a=b`), which
+        # argparse does not give back to the `overrides` positional by itself
+        ns, extra = parser.parse_known_args(argv)
+        if extra and (ns.command is None or not all("=" in e for e in extra)):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:
+            ns.overrides = [*getattr(ns, "overrides", []), *extra]
     except SystemExit as exc:
         return int(exc.code or 0)
     if ns.command is None:

@@ -1,0 +1,216 @@
+"""Alarm logic: the model's score profile along the track -> declared alarms.
+
+The model gives one decision per window centre (a point of the *score profile*).
+An alarm is declared from that profile by
+
+1. a threshold with hysteresis: a region opens when ``p_mine >= threshold`` and
+   closes only when ``p_mine < threshold - hysteresis``, so a score that hovers
+   around the threshold gives one region, not a burst;
+2. peak picking: the region's highest point is its candidate (position, class,
+   depth and per-sensor scores are taken there; a flat, saturated top gives its middle);
+3. non-maximum suppression within ``nms_radius_m``: of candidates closer than the
+   radius only the strongest is kept. Live, a declared alarm is never taken back, so a
+   candidate is held until the head has moved ``nms_radius_m`` past it; a later,
+   weaker candidate within the radius of a declared alarm is suppressed.
+
+A region gives one alarm at its maximum however long it is: splitting a broad
+response into several alarms would double the false alarms of every wide signature.
+
+The same :class:`AlarmLogic` runs live, in replay and in ``scan`` (where the whole
+profile is fed at once, see :func:`pick_alarms`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from detect.blocks import CLASSES, Alarm
+
+#: Looks up (lat_deg, lon_deg, h_acc_m) at a host time, or None without a fix.
+Locator = Callable[[float], "tuple[float, float, float | None] | None"]
+
+
+@dataclass(frozen=True)
+class ScorePoint:
+    """One model decision at a window centre (a point of the score profile)."""
+
+    position_m: float
+    p_mine: float
+    host_time_s: float = math.nan
+    class_probs: Mapping[str, float] = field(default_factory=dict)
+    depth_m: float | None = None
+    sensor_scores: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def class_name(self) -> str:
+        """Most likely non-background class (an alarm always names a threat guess)."""
+        probs = {k: v for k, v in self.class_probs.items() if k != "background" and k in CLASSES}
+        if not probs:
+            return "ap_mine"
+        return max(probs, key=lambda k: probs[k])
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    threshold: float = 0.5
+    hysteresis: float = 0.1
+    nms_radius_m: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"alarm threshold must be in (0, 1], got {self.threshold}")
+        if not 0.0 <= self.hysteresis < self.threshold:
+            raise ValueError(f"alarm hysteresis must be in [0, threshold), got {self.hysteresis}")
+        if not self.nms_radius_m >= 0.0:
+            raise ValueError(f"alarm nms_radius_m must be >= 0, got {self.nms_radius_m}")
+
+    @classmethod
+    def from_cfg(cls, node: Mapping[str, Any]) -> AlarmConfig:
+        return cls(
+            threshold=float(node.get("threshold", 0.5)),
+            hysteresis=float(node.get("hysteresis", 0.1)),
+            nms_radius_m=float(node.get("nms_radius_m", 0.25)),
+        )
+
+
+class AlarmLogic:
+    """Streaming threshold + hysteresis + peak picking + NMS over a score profile."""
+
+    def __init__(
+        self,
+        config: AlarmConfig | None = None,
+        locate: Locator | None = None,
+        id_prefix: str = "A",
+    ) -> None:
+        self.config = config or AlarmConfig()
+        self.locate = locate
+        self.id_prefix = id_prefix
+        self.n_declared = 0
+        self.n_suppressed = 0
+        self._active = False
+        self._peak: ScorePoint | None = None
+        self._plateau_end: ScorePoint | None = None
+        self._pending: list[ScorePoint] = []
+        self._declared_positions: list[float] = []
+
+    @property
+    def rearm_level(self) -> float:
+        return self.config.threshold - self.config.hysteresis
+
+    def reset(self) -> None:
+        self._active = False
+        self._peak = None
+        self._pending.clear()
+
+    def feed(self, point: ScorePoint) -> list[Alarm]:
+        """Add one profile point (in the order the head passes them); return new alarms."""
+        if not math.isfinite(point.position_m) or not math.isfinite(point.p_mine):
+            return []
+        if self._active:
+            assert self._peak is not None
+            if point.p_mine < self.rearm_level:
+                self._active = False
+                self._add_candidate(self._peak)
+                self._peak = None
+            elif point.p_mine > self._peak.p_mine:
+                self._peak = point
+                self._plateau_end = point
+            elif point.p_mine == self._peak.p_mine:
+                self._plateau_end = point
+        elif point.p_mine >= self.config.threshold:
+            self._active = True
+            self._peak = point
+            self._plateau_end = point
+        return self._release(point.position_m)
+
+    def feed_many(self, points: Iterable[ScorePoint]) -> list[Alarm]:
+        out: list[Alarm] = []
+        for p in points:
+            out.extend(self.feed(p))
+        return out
+
+    def finish(self) -> list[Alarm]:
+        """End of the track: declare what is still held."""
+        if self._active and self._peak is not None:
+            self._add_candidate(self._peak)
+        self._active = False
+        self._peak = None
+        return self._release(None)
+
+    def _add_candidate(self, cand: ScorePoint) -> None:
+        end = self._plateau_end
+        if end is not None and end.position_m != cand.position_m:
+            # A saturated score (a flat top): the middle of the flat top is the peak.
+            cand = replace(
+                cand,
+                position_m=0.5 * (cand.position_m + end.position_m),
+                host_time_s=0.5 * (cand.host_time_s + end.host_time_s),
+            )
+        self._plateau_end = None
+        r = self.config.nms_radius_m
+        keep: list[ScorePoint] = []
+        for p in self._pending:
+            if abs(p.position_m - cand.position_m) <= r:
+                if p.p_mine >= cand.p_mine:
+                    self.n_suppressed += 1
+                    return
+                self.n_suppressed += 1
+                continue
+            keep.append(p)
+        keep.append(cand)
+        self._pending = keep
+
+    def _release(self, head_position_m: float | None) -> list[Alarm]:
+        r = self.config.nms_radius_m
+        out: list[Alarm] = []
+        still: list[ScorePoint] = []
+        for cand in self._pending:
+            ready = head_position_m is None or abs(head_position_m - cand.position_m) > r
+            if self._active and self._peak is not None:
+                # A peak still growing within the radius may yet beat this candidate.
+                ready = ready and abs(self._peak.position_m - cand.position_m) > r
+            if not ready:
+                still.append(cand)
+                continue
+            if any(abs(cand.position_m - x) <= r for x in self._declared_positions):
+                self.n_suppressed += 1
+                continue
+            out.append(self._declare(cand))
+        self._pending = still
+        return out
+
+    def _declare(self, cand: ScorePoint) -> Alarm:
+        self.n_declared += 1
+        self._declared_positions.append(cand.position_m)
+        lat = lon = h_acc = None
+        if self.locate is not None and math.isfinite(cand.host_time_s):
+            where = self.locate(cand.host_time_s)
+            if where is not None:
+                lat, lon, h_acc = where
+        return Alarm(
+            alarm_id=f"{self.id_prefix}-{self.n_declared:04d}",
+            position_m=float(cand.position_m),
+            confidence=float(min(max(cand.p_mine, 0.0), 1.0)),
+            class_name=cand.class_name,
+            sensor_scores={k: float(v) for k, v in cand.sensor_scores.items()},
+            depth_m=None if cand.depth_m is None else float(cand.depth_m),
+            host_time_s=float(cand.host_time_s),
+            lat_deg=lat,
+            lon_deg=lon,
+            h_acc_m=h_acc,
+            class_probs={k: float(v) for k, v in cand.class_probs.items()},
+        )
+
+
+def pick_alarms(
+    points: Iterable[ScorePoint],
+    config: AlarmConfig | None = None,
+    locate: Locator | None = None,
+    id_prefix: str = "A",
+) -> list[Alarm]:
+    """Whole-profile form (scan, evaluation): the same logic as live."""
+    logic = AlarmLogic(config, locate, id_prefix)
+    return logic.feed_many(points) + logic.finish()

@@ -1,0 +1,304 @@
+"""Operator display: a live rich view on a terminal, plain log lines elsewhere.
+
+Order of loudness, top to bottom: a sensor FAULT (red banner across the top, bell
+every time it starts), a stopped recording, then alarms (bell, if enabled), then
+the rest. Both displays take the same :class:`Status` snapshot so what the operator
+sees and what a log file holds are the same facts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from detect.blocks import Alarm, HealthEvent, SensorState
+
+log = logging.getLogger("detect.run")
+
+
+@dataclass
+class Status:
+    elapsed_s: float = 0.0
+    head_position_m: float = math.nan
+    speed_m_s: float = math.nan
+    p_mine: float = math.nan
+    p_mine_position_m: float = math.nan
+    sensors: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)
+    n_alarms: int = 0
+    distance_m: float = 0.0
+    not_covered_m: float = 0.0
+    not_covered: list[tuple[float, float]] = field(default_factory=list)
+    recording: str = "off"
+    recording_ok: bool = True
+    gps: str = "none"
+    source: str = ""
+    model: str = ""
+
+    needed: tuple[str, ...] | None = None
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        """Faulted sensors whose loss leaves ground not covered (all when ``needed`` is None)."""
+        return [
+            s
+            for s in self.sensors
+            if s["state"] == SensorState.FAULT.name
+            and (self.needed is None or s["sensor"] in self.needed)
+        ]
+
+    @property
+    def other_faults(self) -> list[dict[str, Any]]:
+        return [
+            s for s in self.sensors if s["state"] == SensorState.FAULT.name and s not in self.faults
+        ]
+
+
+class Display(Protocol):
+    def update(self, status: Status) -> None: ...
+    def alarm(self, alarm: Alarm) -> None: ...
+    def health(self, event: HealthEvent) -> None: ...
+    def message(self, text: str, loud: bool = False) -> None: ...
+    def close(self) -> None: ...
+
+
+def _fmt_m(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{x:7.2f} m"
+
+
+def _fmt_alarm(a: Alarm) -> str:
+    where = (
+        f"{a.lat_deg:.7f},{a.lon_deg:.7f}"
+        if a.lat_deg is not None and a.lon_deg is not None
+        else "no GPS fix"
+    )
+    depth = "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm"
+    return (
+        f"ALARM {a.alarm_id} at {a.position_m:.2f} m  conf {a.confidence:.2f}  "
+        f"{a.class_name}  depth {depth}  ({where})"
+    )
+
+
+class PlainDisplay:
+    """Log lines: every alarm and state change at once, a status line every ``period_s``."""
+
+    def __init__(self, bell: bool = False, period_s: float = 5.0, stream: TextIO | None = None):
+        self.bell = bell
+        self.period_s = period_s
+        self.stream = stream
+        self._last_status_s = -math.inf
+        #: Sensors whose FAULT leaves ground not covered (None: all); set by the pipeline.
+        self.needed: tuple[str, ...] | None = None
+
+    def _out(self, text: str, level: int = logging.INFO) -> None:
+        if self.stream is not None:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        else:
+            log.log(level, "%s", text)
+
+    def update(self, status: Status) -> None:
+        if status.elapsed_s - self._last_status_s < self.period_s:
+            return
+        self._last_status_s = status.elapsed_s
+        sensors = " ".join(
+            f"{s['sensor']}={s['state']}({s.get('rate_hz', 0):.0f}/s)" for s in status.sensors
+        )
+        self._out(
+            f"t={status.elapsed_s:6.1f}s pos={_fmt_m(status.head_position_m).strip()} "
+            f"p={status.p_mine:.2f} alarms={status.n_alarms} {sensors} "
+            f"not_covered={status.not_covered_m:.2f}m rec={status.recording}"
+        )
+
+    def alarm(self, alarm: Alarm) -> None:
+        self._out(_fmt_alarm(alarm), logging.WARNING)
+        if self.bell:
+            sys.stderr.write("\a")
+            sys.stderr.flush()
+
+    def health(self, event: HealthEvent) -> None:
+        level = logging.ERROR if event.state == SensorState.FAULT else logging.WARNING
+        if event.state == SensorState.OK:
+            level = logging.INFO
+        self._out(
+            f"SENSOR {event.sensor} {event.state.name}"
+            + (f": {event.reason}" if event.reason else "")
+            + (
+                f" at {event.position_m:.2f} m -- ground not covered"
+                if event.state == SensorState.FAULT
+                and math.isfinite(event.position_m)
+                and (self.needed is None or event.sensor in self.needed)
+                else ""
+            ),
+            level,
+        )
+
+    def message(self, text: str, loud: bool = False) -> None:
+        self._out(text, logging.ERROR if loud else logging.INFO)
+
+    def close(self) -> None:
+        pass
+
+
+class RichDisplay:
+    """The live terminal view (rich.live), redrawn a few times per second."""
+
+    def __init__(self, bell: bool = True, max_alarms: int = 8, console: Any = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = console or Console(stderr=False)
+        self.bell = bell
+        self.max_alarms = max_alarms
+        self._messages: list[tuple[str, bool]] = []
+        self._status = Status()
+        self._live = Live(
+            self._render(), console=self.console, refresh_per_second=4, transient=False
+        )
+        self._live.start()
+
+    def _bell(self) -> None:
+        if self.bell:
+            self.console.bell()
+
+    def update(self, status: Status) -> None:
+        self._status = status
+        self._live.update(self._render())
+
+    def alarm(self, alarm: Alarm) -> None:
+        self._bell()
+
+    def health(self, event: HealthEvent) -> None:
+        loud = event.state == SensorState.FAULT
+        self.message(f"{event.sensor} {event.state.name} {event.reason}".strip(), loud)
+        if loud:
+            self._bell()
+
+    def message(self, text: str, loud: bool = False) -> None:
+        self._messages = [*self._messages, (text, loud)][-5:]
+
+    def close(self) -> None:
+        self._live.update(self._render())
+        self._live.stop()
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        st = self._status
+        parts: list[Any] = []
+        faults = st.faults
+        if faults:
+            names = ", ".join(f"{s['sensor']} ({s['reason']})" for s in faults)
+            parts.append(
+                Panel(
+                    Text(
+                        f"SENSOR FAULT: {names}\nGROUND NOW PASSED IS NOT COVERED - STOP",
+                        style="bold white on red",
+                        justify="center",
+                    ),
+                    style="bold red",
+                )
+            )
+        for s in st.other_faults:
+            parts.append(
+                Text(
+                    f"{s['sensor'].upper()} FAULT ({s.get('reason', '')}): "
+                    "alarms keep along-track positions, no lat/lon",
+                    style="bold black on yellow",
+                )
+            )
+        if not st.recording_ok:
+            parts.append(Text(f"RECORDING STOPPED: {st.recording}", style="bold black on yellow"))
+        head = Text(
+            f"{st.source}  model {st.model}  t {st.elapsed_s:6.1f} s  "
+            f"position {_fmt_m(st.head_position_m)}  "
+            f"speed {st.speed_m_s:4.2f} m/s  GPS {st.gps}  rec {st.recording}"
+        )
+        parts.append(head)
+        sensors = Table(title="sensors", expand=True)
+        for col in ("sensor", "state", "rate /s", "last frame", "errors", "reason"):
+            sensors.add_column(col)
+        style = {"OK": "green", "DEGRADED": "yellow", "FAULT": "bold white on red"}
+        for s in st.sensors:
+            age = s.get("last_frame_age_s", math.inf)
+            errors = sum(
+                int(s.get(k, 0)) for k in ("crc_errors", "resyncs", "gaps", "corrupt_frames")
+            )
+            sensors.add_row(
+                s["sensor"],
+                Text(s["state"], style=style.get(s["state"], "")),
+                f"{s.get('rate_hz', 0.0):.0f}",
+                "never" if not math.isfinite(age) else f"{age * 1000:.0f} ms",
+                str(errors),
+                s.get("reason", ""),
+            )
+        parts.append(sensors)
+        p = st.p_mine
+        bar_n = 0 if not math.isfinite(p) else round(p * 40)
+        parts.append(
+            Text(
+                f"score {'—' if not math.isfinite(p) else f'{p:.2f}'} "
+                + "#" * bar_n
+                + "." * (40 - bar_n),
+                style="bold red" if math.isfinite(p) and p >= 0.5 else "",
+            )
+        )
+        alarms = Table(title=f"alarms ({st.n_alarms})", expand=True)
+        for col in ("id", "position", "confidence", "class", "depth", "lat, lon"):
+            alarms.add_column(col)
+        for a in list(st.alarms)[-self.max_alarms :][::-1]:
+            alarms.add_row(
+                a.alarm_id.rsplit("-", 1)[-1],  # the running number; the full id is in the files
+                f"{a.position_m:.2f} m",
+                f"{a.confidence:.2f}",
+                a.class_name,
+                "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm",
+                "no fix" if a.lat_deg is None else f"{a.lat_deg:.7f}, {a.lon_deg:.7f}",
+                style="bold magenta",
+            )
+        parts.append(alarms)
+        nc = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in st.not_covered[-4:])
+        parts.append(
+            Text(
+                f"coverage: {st.distance_m:.2f} m passed, NOT COVERED {st.not_covered_m:.2f} m"
+                + (f" [{nc}]" if nc else ""),
+                style="bold red" if st.not_covered_m > 0 else "green",
+            )
+        )
+        for text, loud in self._messages:
+            parts.append(Text(text, style="bold red" if loud else "dim"))
+        return Group(*parts)
+
+
+def make_display(enabled: bool, bell: bool, stream: TextIO | None = None) -> Display:
+    """Rich on a terminal when enabled; plain log lines otherwise."""
+    out = stream or sys.stdout
+    if enabled and out.isatty():
+        return RichDisplay(bell=bell)
+    return PlainDisplay(bell=bell)
+
+
+def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
+    lines = [
+        f"duration {summary.get('duration_s', 0):.1f} s, "
+        f"distance {summary.get('distance_m', 0):.2f} m",
+        f"alarms {summary.get('n_alarms', 0)}, sensor faults {summary.get('n_faults', 0)}, "
+        f"not covered {summary.get('not_covered_m', 0):.2f} m",
+    ]
+    if summary.get("x_real_time"):
+        lines.append(
+            f"scan {summary.get('data_s', 0):.1f} s of data in {summary.get('wall_s', 0):.2f} s "
+            f"= {summary['x_real_time']:.1f}x real time"
+        )
+    if summary.get("recording"):
+        lines.append(f"recording: {summary['recording']}")
+    if summary.get("out_dir"):
+        lines.append(f"output: {summary['out_dir']}")
+    return lines

@@ -1,0 +1,112 @@
+"""Alarm logic against profiles whose right answer is known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detect.alarms import AlarmConfig, AlarmLogic, ScorePoint, pick_alarms
+
+
+def profile(x: np.ndarray, p: np.ndarray, **kw: object) -> list[ScorePoint]:
+    return [
+        ScorePoint(position_m=float(a), p_mine=float(b), host_time_s=float(a))
+        for a, b in zip(x, p, strict=True)
+    ]
+
+
+def bumps(
+    x: np.ndarray, centres: list[float], heights: list[float], width: float = 0.05
+) -> np.ndarray:
+    p = np.full_like(x, 0.05)
+    for c, h in zip(centres, heights, strict=True):
+        p = np.maximum(p, h * np.exp(-0.5 * ((x - c) / width) ** 2))
+    return p
+
+
+X = np.arange(0, 10, 0.01)
+
+
+def test_one_alarm_per_separated_bump_at_its_peak() -> None:
+    centres = [1.0, 3.2, 6.55, 9.0]
+    alarms = pick_alarms(profile(X, bumps(X, centres, [0.9, 0.7, 0.95, 0.6])))
+    assert [round(a.position_m, 2) for a in alarms] == centres
+    assert [round(a.confidence, 2) for a in alarms] == [0.9, 0.7, 0.95, 0.6]
+
+
+def test_bumps_below_threshold_give_nothing() -> None:
+    assert pick_alarms(profile(X, bumps(X, [2.0, 5.0], [0.45, 0.49]))) == []
+
+
+def test_nms_keeps_the_stronger_of_two_close_peaks_whichever_comes_first() -> None:
+    cfg = AlarmConfig(threshold=0.5, hysteresis=0.1, nms_radius_m=0.25)
+    for order in ([0.7, 0.9], [0.9, 0.7]):
+        # two peaks 0.2 m apart with a dip to 0.2 between them: two regions, one alarm
+        p = bumps(X, [4.0, 4.2], order, width=0.03)
+        alarms = pick_alarms(profile(X, p), cfg)
+        strongest = 4.0 if order[0] > order[1] else 4.2
+        assert len(alarms) == 1
+        assert alarms[0].position_m == pytest.approx(strongest)
+
+
+def test_peaks_farther_than_the_radius_are_both_declared() -> None:
+    cfg = AlarmConfig(nms_radius_m=0.25)
+    alarms = pick_alarms(profile(X, bumps(X, [4.0, 4.3], [0.7, 0.9], width=0.03)), cfg)
+    assert [round(a.position_m, 2) for a in alarms] == [4.0, 4.3]
+
+
+def test_hysteresis_a_score_hovering_at_the_threshold_is_one_alarm() -> None:
+    rng = np.random.default_rng(1)
+    p = np.full_like(X, 0.05)
+    region = (X > 3) & (X < 3.6)
+    p[region] = 0.5 + rng.uniform(-0.08, 0.08, region.sum())  # never below 0.4 inside
+    p[np.argmin(np.abs(X - 3.3))] = 0.8
+    cfg = AlarmConfig(threshold=0.5, hysteresis=0.1, nms_radius_m=0.0)
+    alarms = pick_alarms(profile(X, p), cfg)
+    assert len(alarms) == 1
+    assert alarms[0].position_m == pytest.approx(3.3)
+    # without hysteresis the same profile crosses the threshold many times
+    flicker = pick_alarms(
+        profile(X, p), AlarmConfig(threshold=0.5, hysteresis=0.0, nms_radius_m=0.0)
+    )
+    assert len(flicker) > 5
+
+
+def test_a_saturated_flat_top_is_placed_at_its_middle() -> None:
+    p = np.where((X >= 2.0) & (X <= 2.4), 1.0, 0.0)
+    (alarm,) = pick_alarms(profile(X, p))
+    assert alarm.position_m == pytest.approx(2.2, abs=0.006)
+
+
+def test_streaming_alarm_is_declared_once_the_head_is_past_the_radius() -> None:
+    cfg = AlarmConfig(nms_radius_m=0.25)
+    logic = AlarmLogic(cfg)
+    p = bumps(X, [2.0], [0.9])
+    when = None
+    for pt in profile(X, p):
+        if logic.feed(pt):
+            when = pt.position_m
+            break
+    assert when is not None
+    assert 2.25 < when <= 2.27
+
+
+def test_alarm_takes_lat_lon_from_the_locator_and_none_without_fix() -> None:
+    located = pick_alarms(
+        profile(X, bumps(X, [1.0, 5.0], [0.9, 0.9])),
+        locate=lambda t: (45.0, t, 0.1) if t < 3 else None,
+    )
+    assert located[0].lon_deg == pytest.approx(1.0) and located[0].lat_deg == 45.0
+    assert located[1].lat_deg is None and located[1].lon_deg is None
+    assert located[1].position_m == pytest.approx(5.0)
+    assert len({a.alarm_id for a in located}) == 2
+
+
+def test_class_is_the_most_likely_non_background_class() -> None:
+    pt = ScorePoint(1.0, 0.9, class_probs={"background": 0.1, "at_mine": 0.6, "uxo": 0.3})
+    assert pt.class_name == "at_mine"
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="hysteresis"):
+        AlarmConfig(threshold=0.3, hysteresis=0.4)

@@ -1,0 +1,179 @@
+"""The whole pipeline on a fake sensor head: detection, GPR unplugged, GPS loss, failing sinks."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detect.blocks import SensorState
+from detect.config import compose
+from detect.pipeline import Pipeline, SafeRecorder, build_pipeline, close_out, drive
+from detect.sinks.display import PlainDisplay
+from pipeline_fakes import LAT0, M_PER_DEG_LAT, FakeClock, FakeHead
+
+TARGETS = (1.5, 3.0, 4.5)
+
+
+def run_fake(
+    tmp: Path | None = None,
+    display: Any = None,
+    recorder: Any = None,
+    emi_offset_m: float = 0.3,
+    **kw: Any,
+) -> tuple[Pipeline, FakeHead, dict]:
+    cfg = compose(
+        ["run.display=false", "model.name=__none__", f"align.offsets_m.emi={emi_offset_m}"]
+    )
+    clock = FakeClock()
+    src = FakeHead(clock, targets_m=TARGETS, emi_offset_m=0.3, **kw)
+    out = io.StringIO()
+    pipe = build_pipeline(
+        cfg,
+        ("gpr", "emi"),
+        display or PlainDisplay(stream=out),
+        tmp,
+        source_info={"paced": False},
+        clock=clock,
+    )
+    if recorder is not None:
+        pipe.recorder = recorder
+    src.open()
+    drive(pipe, src, None)
+    summary = close_out(pipe, tmp)
+    return pipe, src, summary
+
+
+def test_targets_give_alarms_at_their_positions_and_nowhere_else() -> None:
+    pipe, _, summary = run_fake()
+    pos = sorted(a.position_m for a in pipe.alarms)
+    assert len(pos) == len(TARGETS)
+    np.testing.assert_allclose(pos, TARGETS, atol=0.06)
+    assert summary["not_covered_m"] == 0.0
+    # the GPS fix at the alarm time is the head over the target (meridian track)
+    for a in pipe.alarms:
+        assert a.lat_deg == pytest.approx(
+            LAT0 + a.position_m / M_PER_DEG_LAT, abs=0.05 / M_PER_DEG_LAT
+        )
+
+
+def test_a_wrong_emi_offset_shows_as_split_detections() -> None:
+    # the coil is 0.3 m ahead; telling the pipeline 0.0 puts EMI evidence 0.3 m late
+    pipe, _, _ = run_fake(emi_offset_m=0.0)
+    assert not np.allclose(sorted(a.position_m for a in pipe.alarms)[:3], TARGETS, atol=0.06)
+
+
+def test_gpr_unplugged_mid_run_fault_not_covered_and_recovery(tmp_path: Path) -> None:
+    off = (5.0, 7.0)  # s; head at 0.5 m/s -> 2.5 .. 3.5 m
+    pipe, src, summary = run_fake(tmp_path, gpr_off_s=off)
+    gpr_events = [e for e in pipe.health_events if e.sensor == "gpr"]
+    fault = next(e for e in gpr_events if e.state == SensorState.FAULT)
+    assert 0.0 < fault.host_time_s - (1000.0 + off[0]) <= 0.5
+    recovered = [
+        e for e in gpr_events if e.state == SensorState.OK and e.host_time_s > fault.host_time_s
+    ]
+    assert recovered and recovered[0].host_time_s - (1000.0 + off[1]) <= 0.1 + 1e-9
+    (nc,) = pipe.coverage.not_covered()
+    # exactly the ground between the last GPR trace before the gap and the first after it
+    pos = np.array(src.gpr_positions)
+    k = int(np.argmax(np.diff(pos)))
+    assert nc == pytest.approx((pos[k] + 0.01, pos[k + 1] - 0.01), abs=1e-6)  # 1 cm footprint
+    assert 2.45 < pos[k] < 2.55 and 3.45 < pos[k + 1] < 3.55
+    doc = json.loads((tmp_path / "alarms.json").read_text())
+    statuses = [s["status"] for s in doc["coverage"]]
+    assert statuses == ["covered", "not_covered", "covered"]
+    assert doc["coverage"][1]["missing"] == ["gpr"]
+    assert summary["n_faults"] >= 1 and summary["not_covered_m"] > 0.7
+    # the EMI still alarms over the target inside the GPR gap
+    assert any(abs(a.position_m - 3.0) < 0.06 for a in pipe.alarms)
+
+
+def test_gps_loss_keeps_along_track_positions_with_null_lat_lon(tmp_path: Path) -> None:
+    pipe, _, _ = run_fake(tmp_path, gps_off_after_s=4.0)  # head at 2.0 m when GPS is lost
+    by_pos = {round(a.position_m, 1): a for a in pipe.alarms}
+    assert by_pos[1.5].lat_deg is not None
+    assert by_pos[3.0].lat_deg is None and by_pos[4.5].lon_deg is None
+    gj = json.loads((tmp_path / "alarms.geojson").read_text())
+    assert [f["geometry"] is None for f in gj["features"]] == [False, True, True]
+
+
+class FullDisk:
+    def __init__(self, ok_writes: int) -> None:
+        self.n = ok_writes
+        self.closed = False
+
+    def write(self, item: Any) -> None:
+        if self.n <= 0:
+            raise OSError(28, "No space left on device")
+        self.n -= 1
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_recording_write_error_stops_recording_loudly_and_alarming_goes_on(tmp_path: Path) -> None:
+    out = io.StringIO()
+    writer = FullDisk(ok_writes=50)
+    messages: list[str] = []
+    rec = SafeRecorder(writer, tmp_path / "s.h5", messages.append)
+    pipe, _, summary = run_fake(tmp_path, display=PlainDisplay(stream=out), recorder=rec)
+    assert len(pipe.alarms) == len(TARGETS)
+    assert not rec.ok and writer.closed
+    assert messages and "RECORDING STOPPED" in messages[0] and "No space" in messages[0]
+    assert "STOPPED" in summary["recording"]
+    assert len((tmp_path / "alarms.jsonl").read_text().splitlines()) == len(TARGETS)
+
+
+class BrokenDisplay(PlainDisplay):
+    def alarm(self, alarm: Any) -> None:
+        raise RuntimeError("terminal gone")
+
+    def update(self, status: Any) -> None:
+        raise RuntimeError("terminal gone")
+
+
+def test_a_failing_sink_never_stops_alarming(tmp_path: Path) -> None:
+    pipe, _, summary = run_fake(tmp_path, display=BrokenDisplay(stream=io.StringIO()))
+    assert len(pipe.alarms) == len(TARGETS)
+    assert "display" in summary["sink_errors"]
+    assert len((tmp_path / "alarms.jsonl").read_text().splitlines()) == len(TARGETS)
+
+
+class FailingChain:
+    """Fails on GPR blocks whose traces lie in [x0, x1) (a DSP bug on odd data, say)."""
+
+    def __init__(self, x0: float, x1: float) -> None:
+        self.x0, self.x1 = x0, x1
+
+    def process(self, block: Any) -> Any:
+        if ((block.position_m >= self.x0) & (block.position_m < self.x1)).any():
+            raise ValueError("bad block")
+        return block
+
+
+def test_a_processing_error_is_a_loud_fault_with_ground_not_covered_not_a_crash() -> None:
+    cfg = compose(["run.display=false", "model.name=__none__", "align.offsets_m.emi=0.3"])
+    clock = FakeClock()
+    src = FakeHead(clock, targets_m=TARGETS)
+    out = io.StringIO()
+    pipe = build_pipeline(
+        cfg, ("gpr", "emi"), PlainDisplay(stream=out), None,
+        source_info={"paced": False}, clock=clock,
+    )  # fmt: skip
+    pipe.chains["gpr"] = FailingChain(2.0, 2.6)
+    src.open()
+    drive(pipe, src, None)
+    summary = close_out(pipe, None)
+    assert summary["processing_errors"] > 0
+    assert "SENSOR gpr FAULT: processing: ValueError: bad block" in out.getvalue()
+    assert "gpr processing recovered" in out.getvalue()
+    (nc,) = pipe.coverage.not_covered()
+    assert nc[0] == pytest.approx(2.0, abs=0.06) and nc[1] == pytest.approx(2.6, abs=0.06)
+    assert sorted(round(a.position_m, 1) for a in pipe.alarms) == [1.5, 3.0, 4.5]

@@ -1,0 +1,65 @@
+"""`detect scan` on real instrument files (GPR only): outputs, track extent, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import real_file
+from detect.config import compose
+from detect.errors import EXIT_USAGE, TaskError
+from detect.pipeline import scan_task
+
+
+def test_scan_of_a_gssi_file_covers_its_length(tmp_path: Path) -> None:
+    f = real_file("dzt/charisma/Lab_specimen_data.DZT")  # 332 traces, 0.00846667 m/trace
+    cfg = compose([f"input.path={f}", f"output.dir={tmp_path}"])
+    assert scan_task(cfg) == 0
+    doc = json.loads((tmp_path / "alarms.json").read_text())
+    length_m = 331 * 0.00846667
+    window = cfg.window
+    pos = doc["track"]["position_m"]
+    # windows centred from half a window after the start to half a window before the end
+    assert pos[0] == pytest.approx(window.length_m / 2, abs=window.grid_m)
+    assert pos[-1] == pytest.approx(length_m - window.length_m / 2, abs=2 * window.grid_m)
+    assert doc["coverage"] == [
+        {
+            "start_m": pytest.approx(0.0, abs=0.011),
+            "end_m": pytest.approx(length_m, abs=0.011),
+            "status": "covered",
+            "missing": [],
+        }
+    ]
+    assert doc["source"]["format"] == "dzt" and "gpr" in doc["model"]["sensors"]
+    assert (tmp_path / "scan.png").stat().st_size > 10_000
+    gj = json.loads((tmp_path / "alarms.geojson").read_text())
+    assert gj["type"] == "FeatureCollection"
+
+
+def test_a_file_without_trace_spacing_needs_the_option(tmp_path: Path) -> None:
+    f = real_file("dzt/tu1208/400MHz-Limestone_2_rev.dzt")
+    with pytest.raises(TaskError) as e:
+        scan_task(compose([f"input.path={f}", f"output.dir={tmp_path}"]))
+    assert e.value.exit_code == EXIT_USAGE and "--trace-spacing-m" in str(e.value)
+    assert "\n" not in str(e.value)
+    cfg = compose([f"input.path={f}", f"output.dir={tmp_path}", "input.trace_spacing_m=0.02"])
+    assert scan_task(cfg) == 0
+    assert json.loads((tmp_path / "alarms.json").read_text())["track"]["position_m"]
+
+
+def test_replay_of_a_gssi_file_scores_like_scan(tmp_path: Path) -> None:
+    from detect.pipeline import replay_task
+
+    f = real_file("dzt/charisma/Lab_specimen_data.DZT")
+    assert scan_task(compose([f"input.path={f}", f"output.dir={tmp_path / 's'}"])) == 0
+    cfg = compose(
+        [f"input.path={f}", "replay.speed=null", "run.display=false", "run.bell=false",
+         f"run.out_dir={tmp_path / 'r'}"]
+    )  # fmt: skip
+    assert replay_task(cfg) == 0
+    a = json.loads((tmp_path / "s" / "alarms.json").read_text())["track"]
+    b = json.loads((tmp_path / "r" / "alarms.json").read_text())["track"]
+    assert a["position_m"] == b["position_m"]
+    assert a["p_mine"] == pytest.approx(b["p_mine"], abs=2e-3)

@@ -1,0 +1,133 @@
+"""SIGKILL during `detect run`: the session file is readable up to the last second."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("detect.io.session")
+pytest.importorskip("detect.sim.source")
+
+
+def test_sigkill_keeps_the_recording_readable_to_the_last_second(tmp_path: Path) -> None:
+    from detect.io.session import SessionReader
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "detect.cli",
+            "run",
+            "run.duration_s=60",
+            "run.display=false",
+            f"run.out_dir={out}",
+            "run.bell=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while not (out / "alarms.jsonl").exists() or not (out / "session.h5").exists():
+            assert proc.poll() is None, "detect run exited early"
+            assert time.monotonic() < deadline, "no session file after 40 s"
+            time.sleep(0.1)
+        time.sleep(3.0)
+        kill_t = time.monotonic()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with SessionReader(out / "session.h5") as rd:
+        gpr = rd.gpr()
+        emi = rd.emi()
+        assert gpr is not None and emi is not None and gpr.n > 100
+        assert not rd.closed_cleanly
+        # host times are the machine's monotonic clock, the same one read here
+        assert kill_t - float(gpr.host_time_s[-1]) <= 1.3
+        assert kill_t - float(emi.host_time_s[-1]) <= 1.3
+
+
+def test_ctrl_c_stops_cleanly_with_summary_and_closed_files(tmp_path: Path) -> None:
+    from detect.io.session import SessionReader
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "detect.cli",
+            "run",
+            "run.duration_s=60",
+            "run.display=false",
+            f"run.out_dir={out}",
+            "run.bell=false",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while not (out / "alarms.jsonl").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "duration" in stdout and "not covered" in stdout
+    for name in ("alarms.json", "alarms.geojson", "alarms.csv"):
+        assert (out / name).exists()
+    with SessionReader(out / "session.h5") as rd:
+        assert rd.closed_cleanly
+
+
+def _small_file_limit() -> None:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+
+def test_a_full_disk_stops_the_recording_loudly_and_alarming_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detect.cli",
+            "run",
+            "run.duration_s=8",
+            "run.display=false",
+            f"run.out_dir={out}",
+            "run.bell=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        preexec_fn=_small_file_limit,
+    )
+    assert "RECORDING STOPPED" in proc.stderr
+    assert "recording: STOPPED" in proc.stdout
+    doc = json.loads((out / "alarms.json").read_text())
+    # scoring went on to the end of the run, well past the point the file hit the limit
+    assert doc["summary"]["distance_m"] > 2.0
+    assert doc["track"]["position_m"][-1] > doc["summary"]["distance_m"] - 1.0
+    assert doc["summary"]["n_alarms"] == len(doc["alarms"])
+    if proc.returncode != 0:
+        # everything above was done; the process then dies in HDF5's teardown of the file
+        # whose flush failed (detect.io.session, reported to its owner)
+        pytest.xfail(f"exit status {proc.returncode} after a failed recording")
