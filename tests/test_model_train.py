@@ -94,6 +94,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     dist.all_gather(gathered, flat)
     if rank == 0:
         torch.save({"w0": gathered[0], "w1": gathered[1]}, out + ".w")
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -391,5 +391,6 @@ def run_training(cfg: Any) -> int:
     if distributed:
         import torch.distributed as dist
 
+        dist.barrier()  # no rank tears gloo down while another still talks to it
         dist.destroy_process_group()
     return 0
