@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
+import pytest
 import torch
 
 from detect.model.export import (
@@ -15,6 +15,8 @@ from detect.model.export import (
     run_torchscript,
 )
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
+
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the 'export' extra")
 
 torch.set_num_threads(1)  # the test machine is shared; one thread avoids oversubscription
 
