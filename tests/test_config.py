@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from omegaconf import DictConfig
 
 from detect.config import ConfigError, compose, group_options, validate
 
@@ -68,3 +69,41 @@ def test_validate_accepts_ints_for_floats_and_nulls_where_allowed() -> None:
     cfg = compose(["alarm.threshold=1", "run.duration_s=null"])
     validate(cfg)
     assert cfg.run.duration_s is None
+
+
+def _instantiate(cfg: DictConfig) -> None:
+    """Build what each config section configures, the way the tasks do."""
+    from omegaconf import OmegaConf
+
+    from detect.alarms import AlarmConfig, AlarmLogic
+    from detect.dsp.chain import build_chain
+    from detect.model.classifier import Classifier
+    from detect.model.train import TrainSettings
+    from detect.sim.scene import make_scene
+    from detect.sim.settings import settings_from
+    from detect.sources.base import Source
+    from detect.sources.registry import create_source, source_class
+
+    spec = OmegaConf.to_container(cfg.source, resolve=True)
+    assert isinstance(spec, dict)
+    cls = source_class(str(spec["kind"]))
+    assert issubclass(cls, Source)
+    if spec["kind"] in ("sim", "sensor_head", "ascii_emi", "gps_nmea", "gps_ubx", "multi"):
+        src = create_source({str(k): v for k, v in spec.items()})
+        assert not src.is_open and src.sensors
+    for sensor in ("gpr", "emi"):
+        build_chain(OmegaConf.to_container(cfg.dsp[sensor]), sensor)  # type: ignore[arg-type]
+    clf = Classifier.load(str(cfg.model.name), cfg)
+    assert clf is not None
+    AlarmLogic(AlarmConfig.from_cfg(cfg.alarm))
+    scene = make_scene(int(cfg.seed), settings_from(OmegaConf.to_container(cfg.sim)))  # type: ignore[arg-type]
+    assert scene is not None
+    TrainSettings.from_mapping(cfg.train)
+
+
+@pytest.mark.parametrize(
+    ("group", "option"),
+    [(g, o) for g, opts in group_options().items() for o in opts],
+)
+def test_every_group_option_instantiates(group: str, option: str) -> None:
+    _instantiate(compose([f"{group}={option}"]))

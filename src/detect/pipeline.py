@@ -906,8 +906,6 @@ def _threaded(source: Any) -> Any:
 
 
 def _live(cfg: Any, source: Any, stem: str, duration_s: float | None) -> int:
-    from detect.config import to_dict
-
     inner = getattr(source, "inner", source)
     source = _threaded(source)
 
@@ -918,7 +916,6 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None) -> int:
     pipe = build_pipeline(
         cfg, _sensors_of(source), display, out_dir, record=record, source_info=info
     )
-    del to_dict
     src_off = info.get("emi_offset_m")
     cfg_off = pipe.aligner.offset_m("emi")
     if src_off is not None and abs(float(src_off) - cfg_off) > 1e-6:
