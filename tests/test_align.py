@@ -133,7 +133,8 @@ def test_track_grid_ignores_data_behind_the_final_edge() -> None:
     g.finalize()
     g.add(np.full((1, 1), 9.0), np.array([0.04]), np.zeros(1))
     assert g.n_behind == 1
-    vals, _, _ = g.rows(0, 10)
+    assert g.final_end == 6  # cells 6-9 are filled towards open cell 10: final with it
+    vals, _, _ = g.rows(0, 6)
     assert (vals == 1).all()
 
 

@@ -263,8 +263,9 @@ class TrackGrid:
     windows line up cell by cell. A cell is *final* once the sensor has moved past it;
     empty final cells between data (the head moved faster than one trace per cell) are
     filled by linear interpolation when the gap is at most ``max_fill_cells``, otherwise
-    they stay invalid. Data behind the final edge (the head backing up) is not re-gridded
-    and is counted in ``n_behind``. Memory is a ring of ``capacity`` cells.
+    they stay invalid (a short gap right below the open cell stays open with it, so the
+    fill uses the cell's final mean). Data behind the final edge (the head backing up) is
+    not re-gridded and is counted in ``n_behind``. Memory is a ring of ``capacity`` cells.
     """
 
     def __init__(self, grid_m: float, capacity: int = 2048, max_fill_cells: int = 5) -> None:
@@ -364,12 +365,20 @@ class TrackGrid:
             tvals[missing[fill]] = np.interp(missing[fill], known, tvals[known])
             valid[missing[fill]] = True
         tvals[~valid] = np.nan
-        n_final = hi - lo
-        out_slots = slots[len(slots) - 1 - n_final : len(slots) - 1]
-        self._sum[out_slots] = values[len(slots) - 1 - n_final : len(slots) - 1]
+        # Empty cells just below the open cell are filled towards its mean, which changes
+        # while traces still land there: keep them open until it is final (so any chunking
+        # gives the cells of one call), unless the gap is too long to be filled anyway.
+        data_cells = np.flatnonzero(have[:-1])
+        if data_cells.size:
+            trailing = len(have) - 2 - int(data_cells[-1])
+            if trailing <= self.max_fill_cells:
+                hi -= trailing
+        out = slice(lo - ext_lo, hi - ext_lo)
+        out_slots = slots[out]
+        self._sum[out_slots] = values[out]
         self._cnt[out_slots] = 1
-        self._tsum[out_slots] = tvals[len(slots) - 1 - n_final : len(slots) - 1]
-        self._valid[out_slots] = valid[len(slots) - 1 - n_final : len(slots) - 1]
+        self._tsum[out_slots] = tvals[out]
+        self._valid[out_slots] = valid[out]
         self.final_end = hi
         return (lo, hi)
 

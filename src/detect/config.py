@@ -315,10 +315,6 @@ RULES: list[Rule] = [
     Rule("source.fault_*_s", _NUM, 0, nullable=True),
     Rule("dsp.gpr", list, check=lambda v: _dsp_chain_error(v, "gpr")),
     Rule("dsp.emi", list, check=lambda v: _dsp_chain_error(v, "emi")),
-    Rule("dsp.grid.dx_m", _NUM, 0, 1, lo_open=True),
-    Rule("dsp.grid.origin_m", _NUM),
-    Rule("dsp.grid.max_gap_m", _NUM, 0, lo_open=True, nullable=True),
-    Rule("dsp.grid.max_gap_s", _NUM, 0, lo_open=True, nullable=True),
 ]
 
 

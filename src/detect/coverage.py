@@ -78,6 +78,9 @@ class CoverageTracker:
         self._data_driven: set[str] = set()
         self._last_data: dict[str, float] = {}
         self._last_head_seen = math.nan
+        #: distance walked is measured on one sensor's own positions when blocks carry them
+        self._dist_sensor: str | None = None
+        self._dist_last = math.nan
 
     def add_data(
         self,
@@ -114,13 +117,26 @@ class CoverageTracker:
             )
         self._compact()
 
-    def head_passed(self, head_position_m: np.ndarray) -> None:
+    def head_passed(self, head_position_m: np.ndarray, sensor: str | None = None) -> None:
         """The head went over these positions (one block's worth): passed by every sensor
-        whose coverage follows its data (the rest is decided by :meth:`update`)."""
+        whose coverage follows its data (the rest is decided by :meth:`update`).
+
+        The first ``sensor`` named here also measures the distance walked (the path length
+        of its head positions), so a file scanned in one block still reports its length.
+        """
         pos = np.asarray(head_position_m, dtype=np.float64)
         pos = pos[np.isfinite(pos)]
         if pos.size == 0:
             return
+        if sensor is not None:
+            if self._dist_sensor is None:
+                self._dist_sensor = sensor
+            if sensor == self._dist_sensor:
+                path = (
+                    pos if math.isnan(self._dist_last) else np.concatenate([[self._dist_last], pos])
+                )
+                self.distance_m += float(np.abs(np.diff(path)).sum())
+                self._dist_last = float(pos[-1])
         lo, hi = float(pos.min()), float(pos.max())
         if math.isfinite(self._last_head_seen):
             lo, hi = min(lo, self._last_head_seen), max(hi, self._last_head_seen)
@@ -137,7 +153,8 @@ class CoverageTracker:
         if math.isfinite(head_position_m) and math.isfinite(self._last_pos):
             a, b = self._last_pos, head_position_m
             if b != a:
-                self.distance_m += abs(b - a)
+                if self._dist_sensor is None:
+                    self.distance_m += abs(b - a)
                 for s in self.needed:
                     off = self.offsets_m[s]
                     seg = (a + off, b + off)

@@ -448,7 +448,7 @@ class Pipeline:
         # the grid interpolates across gaps up to max_fill_cells: the model sees data there
         gap_m = (g.max_fill_cells + 1) * g.grid_m if g is not None else 0.05
         self.coverage.add_data(sensor, block.position_m, max_gap_m=gap_m)
-        self.coverage.head_passed(block.position_m - self.aligner.offset_m(sensor))
+        self.coverage.head_passed(block.position_m - self.aligner.offset_m(sensor), sensor)
         if self.kept is not None:
             self.kept.append(block)
         grid = self.grids.get(sensor)

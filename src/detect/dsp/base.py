@@ -172,12 +172,12 @@ def trace_spacing_m(block: GprBlock, dx_m: float | None, step: str) -> float:
     if d.size == 0 or not np.all(d > 0):
         raise DspError(
             f"dsp step '{step}': the block has no regular increasing positions; "
-            "set parameter 'dx_m' or resample with detect.dsp.grid first"
+            "set parameter 'dx_m' or grid with detect.align.TrackGrid first"
         )
     dx = float(np.median(d))
     if np.max(np.abs(d - dx)) > 0.01 * dx:
         raise DspError(
             f"dsp step '{step}': trace spacing varies by more than 1 %; "
-            "resample onto a regular grid (detect.dsp.grid) first or set 'dx_m'"
+            "put it on a regular grid (detect.align.TrackGrid) first or set 'dx_m'"
         )
     return dx
