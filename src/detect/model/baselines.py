@@ -1,10 +1,17 @@
 """Classical detectors in the classifier's ``predict`` interface, for comparison.
 
-- :class:`GprEnergyCfar`: cell-averaging CFAR on trace energy. The test cell is the energy of
-  the traces around the window centre (below the first ``skip_samples`` samples, where the
-  direct wave and ground reflection live); the reference is the mean energy of the outer traces
-  beyond a guard band. Score = log(test / reference), so a fixed threshold keeps a constant
-  false-alarm rate whatever the soil's overall return.
+- :class:`GprEnergyCfar`: the classical GPR detector, a 2-D cell-averaging CFAR on gated
+  energy of the (already background-removed, gained) B-scan window. First the air/ground
+  coupling zone (the early part of every trace, where the residue of the direct wave and of the
+  ground reflection moves with head height) is cleaned per window: the ``clutter_rank``
+  strongest singular vectors of that zone over the *reference* traces (the ground reflection
+  and its height-bobbing derivative, both nearly common to all traces) are projected out of
+  every trace. Nothing is skipped, so a mine just below the surface still counts, wherever the
+  ground reflection sits. Then energy in sliding depth gates; for each gate the test cell is the
+  mean over the traces around the centre and the reference cell the mean over the traces beyond
+  a guard band at the same gate, both plus a noise floor (median reference energy over gates).
+  Score = max over gates of log(test / reference): gain-free, so a fixed threshold keeps a
+  constant false-alarm rate whatever the soil's overall return.
 - :class:`EmiThreshold`: the peak of the early-gate response near the centre, above the local
   baseline (median of the traces beyond a guard band), in units of a robust noise estimate
   (MAD of the same traces).
@@ -44,23 +51,61 @@ def _empty_prediction(p: np.ndarray, sensor: str) -> Prediction:
 
 @dataclass
 class GprEnergyCfar:
+    """CFAR on depth-gated energy after per-window removal of the ground-coupling subspace.
+
+    Depths are fractions of the window's trace (``spec.gpr_samples`` samples): with the default
+    DSP (20 ns record) ``coupling_frac`` 0.25 is the first 5 ns, ``max_frac`` 0.5 the first
+    10 ns (about 0.5 m in moist soil), ``gate_frac`` about 1 ns.
+    """
+
     spec: WindowSpec
-    test_m: float = 0.12
-    guard_m: float = 0.08
-    skip_samples: int = 12
+    test_m: float = 0.18
+    guard_m: float = 0.06
+    clutter_rank: int = 2
+    coupling_frac: float = 0.25
+    max_frac: float = 0.5
+    gate_frac: float = 6 / 128
+    floor_q: float = 0.5
     platt: tuple[float, float] = field(default=(1.0, 0.0))
     name: str = "gpr_energy_cfar"
 
+    def _cells(self) -> tuple[np.ndarray, np.ndarray]:
+        offset = np.abs(np.arange(self.spec.n_pos) - self.spec.half) * self.spec.grid_m
+        test = offset <= self.test_m / 2 + 1e-9
+        ref = offset > self.test_m / 2 + self.guard_m + 1e-9
+        if not ref.any():
+            raise ValueError(f"{self.name}: no reference traces beyond test + guard")
+        return test, ref
+
+    def clean(self, gpr: np.ndarray) -> np.ndarray:
+        """The window with the ground-coupling subspace of its reference traces removed."""
+        _, ref = self._cells()
+        g = np.array(gpr, dtype=np.float32)
+        zone = max(2, round(self.coupling_frac * g.shape[2]))
+        z = g[:, :, :zone]
+        _, _, vt = np.linalg.svd(z[:, ref], full_matrices=False)
+        v = vt[:, : self.clutter_rank]  # (n, k, zone), orthonormal rows
+        g[:, :, :zone] = z - np.einsum("npz,nkz,nky->npy", z, v, v)
+        return g
+
+    def gate_energy(self, gpr: np.ndarray) -> np.ndarray:
+        """(n, n_pos, n_gates) mean energy in sliding depth gates (third-gate steps)."""
+        n_s = gpr.shape[2]
+        gate = max(1, round(self.gate_frac * n_s))
+        stop = max(gate, round(self.max_frac * n_s))
+        e = np.square(gpr[:, :, :stop], dtype=np.float64)
+        cs = np.concatenate([np.zeros_like(e[:, :, :1]), np.cumsum(e, axis=2)], axis=2)
+        starts = np.arange(0, stop - gate + 1, max(1, gate // 3))
+        return (cs[:, :, starts + gate] - cs[:, :, starts]) / gate
+
     def score(self, gpr: np.ndarray) -> np.ndarray:
-        gpr = np.asarray(gpr, dtype=np.float32)
-        energy = np.square(gpr[:, :, self.skip_samples :], dtype=np.float64).mean(axis=2)
-        centre = self.spec.half
-        offset = np.abs(np.arange(self.spec.n_pos) - centre) * self.spec.grid_m
-        test = offset <= self.test_m / 2
-        ref = offset > self.test_m / 2 + self.guard_m
+        test, ref = self._cells()
+        energy = self.gate_energy(self.clean(gpr))
         e_test = energy[:, test].mean(axis=1)
         e_ref = energy[:, ref].mean(axis=1)
-        return np.log((e_test + 1e-12) / (e_ref + 1e-12))
+        floor = np.quantile(e_ref, self.floor_q, axis=1, keepdims=True)
+        floor = floor + 1e-12 * e_ref.mean(axis=1, keepdims=True) + 1e-30
+        return np.log((e_test + floor) / (e_ref + floor)).max(axis=1)
 
     def fit(self, gpr: np.ndarray, y: np.ndarray) -> GprEnergyCfar:
         self.platt = fit_platt(self.score(gpr), y)
