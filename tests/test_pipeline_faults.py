@@ -16,6 +16,9 @@ from detect.pipeline import Pipeline, SafeRecorder, build_pipeline, close_out, d
 from detect.sinks.display import PlainDisplay
 from pipeline_fakes import LAT0, M_PER_DEG_LAT, FakeClock, FakeHead
 
+#: the interim (uncalibrated) detector these fault tests run on; the default threshold is the
+#: trained model's calibrated operating point and does not apply to its scores
+INTERIM_ALARM = ("alarm.threshold=0.5", "alarm.hysteresis=0.1")
 TARGETS = (1.5, 3.0, 4.5)
 
 
@@ -27,7 +30,12 @@ def run_fake(
     **kw: Any,
 ) -> tuple[Pipeline, FakeHead, dict]:
     cfg = compose(
-        ["run.display=false", "model.name=__none__", f"align.offsets_m.emi={emi_offset_m}"]
+        [
+            "run.display=false",
+            "model.name=__none__",
+            f"align.offsets_m.emi={emi_offset_m}",
+            *INTERIM_ALARM,
+        ]
     )
     clock = FakeClock()
     src = FakeHead(clock, targets_m=TARGETS, emi_offset_m=0.3, **kw)
@@ -159,7 +167,9 @@ class FailingChain:
 
 
 def test_a_processing_error_is_a_loud_fault_with_ground_not_covered_not_a_crash() -> None:
-    cfg = compose(["run.display=false", "model.name=__none__", "align.offsets_m.emi=0.3"])
+    cfg = compose(
+        ["run.display=false", "model.name=__none__", "align.offsets_m.emi=0.3", *INTERIM_ALARM]
+    )
     clock = FakeClock()
     src = FakeHead(clock, targets_m=TARGETS)
     out = io.StringIO()
