@@ -70,7 +70,57 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _sensor_session(path: str) -> dict[str, Any] | None:
+    """A session recording with no GPR stream (an EMI-only rig), described from its EMI."""
+    from detect.io.formats import detect_format
+    from detect.io.session import SessionReader
+
+    try:
+        if detect_format(path)[0] != "session":
+            return None
+        with SessionReader(path) as r:
+            if r.gpr_headers():
+                return None
+            emi = r.emi()
+            n_fixes = len(r.gps())
+            n_alarms = len(r.alarms())
+            clean = r.closed_cleanly
+    except (ReaderError, OSError):
+        return None
+    out: dict[str, Any] = {
+        "path": str(path),
+        "format": "session",
+        "n_channels": 0,
+        "n_traces": 0,
+        "n_samples": 0,
+        "dt_ns": None,
+        "window_ns": None,
+        "trace_spacing_m": None,
+        "antenna_mhz": None,
+        "gps_present": n_fixes > 0,
+        "n_gps_fixes": n_fixes,
+        "n_alarms": n_alarms,
+        "closed_cleanly": clean,
+        "emi_readings": 0 if emi is None else emi.n,
+        "emi_channels": [] if emi is None else list(emi.header.channel_names),
+        "emi_rate_hz": None if emi is None else emi.header.sample_rate_hz,
+        "duration_s": None,
+    }
+    if emi is not None and emi.n > 1:
+        out["duration_s"] = float(emi.host_time_s[-1] - emi.host_time_s[0])
+    return out
+
+
 def info_task(cfg: DictConfig) -> int:
+    path = cfg.input.get("path")
+    sensor_only = _sensor_session(str(path)) if path else None
+    if sensor_only is not None:
+        if cfg.get("info") is not None and cfg.info.get("json"):
+            print(json.dumps(_json_safe(sensor_only)))
+        else:
+            print("\n".join(f"{k.replace('_', ' '):<17}{v}" for k, v in sensor_only.items()))
+            print("no GPR stream in this session (metal detector / GPS only)")
+        return 0
     g = load_input(cfg)
     if cfg.get("info") is not None and cfg.info.get("json"):
         out = g.info()
