@@ -176,6 +176,7 @@ class AsciiEmiSource(StreamSource):
         time_field: int | None = None,
         time_unit_s: float = 1e-6,
         scale: float = 1.0,
+        gates_us: Sequence[float] | None = None,
         sensor: str = "emi",
         kind: str | None = None,
         **base: Any,
@@ -185,6 +186,9 @@ class AsciiEmiSource(StreamSource):
         super().__init__(url, baudrate, sensors=(sensor,), **base)
         self.sensor = sensor
         self.parser = AsciiEmiParser(preset, regex, channels, time_field)
+        if gates_us:
+            # the device's own "# gates_us:" line, when it prints one, replaces this
+            self.parser.meta["gates_us"] = ",".join(f"{float(g):g}" for g in gates_us)
         self.sample_rate_hz = float(sample_rate_hz)
         self.time_unit_s = float(time_unit_s)
         self.scale = float(scale)

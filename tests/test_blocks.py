@@ -96,3 +96,23 @@ def test_alarm_invariants_and_json_shape() -> None:
 def test_classes_and_states() -> None:
     assert CLASSES[0] == "background" and set(CLASSES) >= THREAT_CLASSES
     assert max(SensorState.OK, SensorState.FAULT, SensorState.DEGRADED) is SensorState.FAULT
+
+
+def test_coalesce_merges_adjacent_blocks_of_one_stream_only() -> None:
+    from detect.blocks import coalesce
+
+    emi_h = MdHeader(sample_rate_hz=1000.0, channel_names=("g0",))
+    gpr_h = GprHeader(dt_ns=0.1)
+    e1 = MdBlock.build(np.ones((2, 1)), emi_h, seq=[0, 1], host_time_s=[0.0, 0.001])
+    e2 = MdBlock.build(
+        np.full((3, 1), 2.0), emi_h, seq=[2, 3, 4], host_time_s=[0.002, 0.003, 0.004]
+    )
+    g = GprBlock.build(np.zeros((1, 4)), gpr_h)
+    fix = GpsFix(host_time_s=0.0, lat_deg=None, lon_deg=None)
+    e3 = MdBlock.build(np.ones((1, 1)), emi_h, seq=[5], host_time_s=[0.005])
+    out = coalesce([e1, e2, g, fix, e3])
+    assert [type(o).__name__ for o in out] == ["MdBlock", "GprBlock", "GpsFix", "MdBlock"]
+    np.testing.assert_array_equal(out[0].seq, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(out[0].data[:, 0], [1, 1, 2, 2, 2])
+    other = MdBlock.build(np.ones((1, 1)), MdHeader(500.0, ("g0",)))
+    assert len(coalesce([e1, other])) == 2  # a header change starts a new block

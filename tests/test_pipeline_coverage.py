@@ -91,3 +91,28 @@ def test_a_gap_in_the_data_is_not_covered_even_without_a_fault() -> None:
         cov.update(float(x), {"gpr": OK}, i * 0.1)
     (nc,) = cov.not_covered()
     assert nc == pytest.approx((0.99 + 0.01, 1.3 - 0.01))
+
+
+def test_data_without_any_position_is_counted_as_not_scored() -> None:
+    ok = {"emi": SensorState.OK}
+    cov = CoverageTracker(("emi",))
+    cov.update(float("nan"), ok, 0.0)
+    assert cov.unplaced_s == 0.0  # nothing has arrived yet: not data left unscored
+    for k in range(1, 11):
+        cov.add_data("emi", np.full(100, np.nan))
+        cov.update(float("nan"), ok, 0.1 * k)
+    assert cov.unplaced_s == pytest.approx(1.0)
+    assert cov.summary()["unplaced_s"] == pytest.approx(1.0)
+    # once the head is placed, time no longer counts as unscored
+    cov.add_data("emi", np.linspace(0.0, 0.1, 100))
+    cov.update(0.1, ok, 1.1)
+    cov.update(0.2, ok, 1.2)
+    assert cov.unplaced_s == pytest.approx(1.0)
+
+
+def test_summary_says_not_scored_loudly() -> None:
+    from detect.sinks.display import summary_lines
+
+    lines = summary_lines({"duration_s": 8.0, "unplaced_s": 7.8})
+    assert any(line.startswith("NOT SCORED: 7.8 s") for line in lines)
+    assert not any("NOT SCORED" in line for line in summary_lines({"unplaced_s": 0.0}))

@@ -74,6 +74,8 @@ class CoverageTracker:
         self._last_time = math.nan
         self._last_states: dict[str, SensorState] = {}
         self.blind_s = 0.0
+        #: time during which sensor data arrived but the head had no position: not scored
+        self.unplaced_s = 0.0
         self.distance_m = 0.0
         self._data_driven: set[str] = set()
         self._last_data: dict[str, float] = {}
@@ -167,12 +169,12 @@ class CoverageTracker:
                     else:
                         self._covered[s].append(seg)
                 self._compact()
-        elif (
-            not math.isfinite(head_position_m)
-            and math.isfinite(self._last_time)
-            and any(prev_states.get(s, SensorState.FAULT) == SensorState.FAULT for s in self.needed)
-        ):
-            self.blind_s += max(0.0, time_s - self._last_time)
+        elif not math.isfinite(head_position_m) and math.isfinite(self._last_time):
+            dt = max(0.0, time_s - self._last_time)
+            if any(prev_states.get(s, SensorState.FAULT) == SensorState.FAULT for s in self.needed):
+                self.blind_s += dt
+            if self._data_driven:
+                self.unplaced_s += dt
         if math.isfinite(head_position_m):
             for s in self.needed:
                 last = self._last_data.get(s)
@@ -239,5 +241,6 @@ class CoverageTracker:
             "distance_m": self.distance_m,
             "not_covered_m": self.not_covered_m(),
             "blind_s": self.blind_s,
+            "unplaced_s": self.unplaced_s,
             "needed": list(self.needed),
         }

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from detect import metrics as M
-from detect.blocks import GprBlock, GpsFix, MdBlock
+from detect.blocks import GprBlock, GpsFix, MdBlock, concat_blocks
 from detect.errors import EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
 
 Floats = Sequence[float] | np.ndarray
@@ -205,19 +205,7 @@ def _merge_pieces(pieces: Sequence[Any]) -> list[Any]:
     by_sensor: dict[str, list[Any]] = {}
     for b in pieces:
         by_sensor.setdefault(b.header.sensor, []).append(b)
-    out = []
-    for bs in by_sensor.values():
-        first = bs[0]
-        out.append(
-            replace(
-                first,
-                data=np.concatenate([b.data for b in bs]),
-                seq=np.concatenate([b.seq for b in bs]),
-                host_time_s=np.concatenate([b.host_time_s for b in bs]),
-                position_m=np.concatenate([b.position_m for b in bs]),
-            )
-        )
-    return out
+    return [concat_blocks(bs) for bs in by_sensor.values()]
 
 
 def stream_items(

@@ -43,6 +43,7 @@ from detect.blocks import (
     HealthEvent,
     MdBlock,
     SensorState,
+    coalesce,
 )
 from detect.coverage import CoverageTracker
 from detect.errors import EXIT_USAGE, TaskError
@@ -379,6 +380,7 @@ class Pipeline:
         self._next_centre: int | None = None
         self._t_start = clock()
         self._last_display_s = -math.inf
+        self._last_unplaced_warn_s = -math.inf
         self._sink_errors: dict[str, str] = {}
         self.last_p = math.nan
         self.last_p_pos = math.nan
@@ -398,7 +400,7 @@ class Pipeline:
         """Process items from a source; returns alarms declared by them."""
         t_arrival = time.perf_counter() if arrival_s is None else arrival_s
         new: list[Alarm] = []
-        for item in items:
+        for item in coalesce(list(items)):
             if self.recorder is not None:
                 self.recorder.write(item)
             if isinstance(item, GpsFix):
@@ -614,7 +616,16 @@ class Pipeline:
             # Every position stream stalled with a sensor down: dead-reckon the head for up
             # to 2 s (host times on our clock only) so faulted ground is not lost.
             head = head + a.speed.speed_m_s * lag
+        unplaced_before = self.coverage.unplaced_s
         self.coverage.update(head, self.states, now)
+        if self.coverage.unplaced_s > unplaced_before and now - self._last_unplaced_warn_s >= 10.0:
+            self._last_unplaced_warn_s = now
+            msg = (
+                "NO POSITION: sensor data is arriving but cannot be placed along the track "
+                "(no odometer, GPS fix or speed), so NOTHING IS BEING SCORED; connect the "
+                "odometer/GPS or set align.position_source"
+            )
+            self._sink("display", lambda: self.display.message(msg, loud=True))
         if force_display or now - self._last_display_s >= 0.25:
             self._last_display_s = now
             st = self.status()
@@ -684,6 +695,7 @@ class Pipeline:
             "n_faults": self.n_faults,
             "not_covered_m": cov["not_covered_m"],
             "blind_s": cov["blind_s"],
+            "unplaced_s": cov["unplaced_s"],
             "items": dict(self.n_items),
             "suppressed_by_nms": self.alarm_logic.n_suppressed,
             "processing_errors": self.n_processing_errors,

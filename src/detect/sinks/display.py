@@ -292,6 +292,11 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
         f"alarms {summary.get('n_alarms', 0)}, sensor faults {summary.get('n_faults', 0)}, "
         f"not covered {summary.get('not_covered_m', 0):.2f} m",
     ]
+    if summary.get("unplaced_s", 0) > 0.5:
+        lines.append(
+            f"NOT SCORED: {summary['unplaced_s']:.1f} s of sensor data had no along-track "
+            "position (no odometer, GPS fix or speed)"
+        )
     if summary.get("x_real_time"):
         lines.append(
             f"scan {summary.get('data_s', 0):.1f} s of data in {summary.get('wall_s', 0):.2f} s "
