@@ -72,6 +72,19 @@ class LaneData:
     offsets_m: dict[str, float] | None = None
 
 
+def sim_swept_width_m(s: Any) -> float:
+    """The strip a simulated single-channel head interrogates: the coil's diameter, or wider
+    where targets are scattered further off the track. False alarms per m² are counted over
+    this width, not over the whole simulated lane (which would understate them)."""
+    return float(max(2.0 * s.emi.coil_radius_m, 2.0 * s.target_y_max_m))
+
+
+def settings_for_info(sim_info: Mapping[str, Any]) -> Any:
+    from detect.sim.settings import settings_from
+
+    return settings_from(dict(sim_info))
+
+
 def simulated_lanes(
     sim_cfg: Mapping[str, Any], seed: int, n: int, soils: Sequence[str] | None = None
 ) -> list[LaneData]:
@@ -92,7 +105,7 @@ def simulated_lanes(
                 gps=list(lane.gps),
                 truth=list(lane.truth),
                 length_m=float(s.lane_length_m),
-                width_m=float(s.lane_width_m),
+                width_m=sim_swept_width_m(s),
                 soil=str(lane.scene.soil.name),
                 offsets_m=offsets,
             )
@@ -154,7 +167,17 @@ def recorded_lanes(
         pos = np.concatenate([b.position_m[np.isfinite(b.position_m)] for b in blocks])
         if pos.size == 0:
             raise TaskError(f"{f}: no along-track positions; set input.trace_spacing_m", EXIT_USAGE)
-        w = width_m or info.get("lane_width_m") or (info.get("sim") or {}).get("lane_width_m")
+        sim_info = info.get("sim")
+        w = (
+            width_m
+            or info.get("swept_width_m")
+            or info.get("lane_width_m")
+            or (
+                sim_swept_width_m(settings_for_info(sim_info))
+                if isinstance(sim_info, dict)
+                else None
+            )
+        )
         if not w:
             raise TaskError(f"{f}: swept width unknown; set evaluate.swept_width_m (m)", EXIT_USAGE)
         soils = {str(d.get("soil") or "") for d in truth} - {""}
