@@ -237,6 +237,7 @@ RULES: list[Rule] = [
     Rule("run.threads", int, 1, 64),
     Rule("model.name", str),
     Rule("model.device", str, choices=("cpu", "cuda", "auto")),
+    Rule("model.input_check", str, choices=("refuse", "warn")),
     Rule("train.epochs", int, 1),
     Rule("train.batch_size", int, 1),
     Rule("train.lr", _NUM, 0, lo_open=True),

@@ -59,12 +59,18 @@ MODEL_SENSORS = ("gpr", "emi")
 # --------------------------------------------------------------------------- scorers
 
 
+class ModelInputMismatch(ValueError):
+    """The instrument's GPR time window or frequency is not what the model was trained on."""
+
+
 class Scorer:
     """What the pipeline needs from a model: its window geometry and ``predict``."""
 
     spec: WindowSpec
     sensors: tuple[str, ...]
     calibrated: bool
+    #: the GPR input the weights were trained on ({"window_ns", "antenna_hz"}), when known
+    gpr_input: Mapping[str, float] | None = None
 
     def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
         raise NotImplementedError
@@ -82,6 +88,12 @@ class ClassifierScorer(Scorer):
         self.clf = clf
         self.spec = clf.spec
         self.sensors = tuple(s for s, has in (("gpr", clf.has_gpr), ("emi", clf.has_emi)) if has)
+        sim_gpr = ((clf.card.get("data") or {}).get("sim") or {}).get("gpr") or {}
+        if clf.has_gpr and sim_gpr.get("dt_ns") and sim_gpr.get("n_samples"):
+            self.gpr_input = {
+                "window_ns": float(sim_gpr["dt_ns"]) * float(sim_gpr["n_samples"]),
+                "antenna_hz": float(sim_gpr.get("centre_hz") or 0.0),
+            }
 
     def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
         return self.clf.predict(gpr, emi)
@@ -338,9 +350,15 @@ class Pipeline:
         id_prefix: str = "A",
         clock: Callable[[], float] = time.monotonic,
         source_info: Mapping[str, Any] | None = None,
+        input_check: str = "refuse",
     ) -> None:
         self.scorer = scorer
         self.spec = scorer.spec
+        #: "refuse": a GPR stream unlike the model's training input is not scored (FAULT /
+        #: scan error); "warn": scored anyway, with a loud warning in the display and outputs
+        self.input_check = input_check
+        self.model_warnings: list[str] = []
+        self._gpr_input_seen: tuple[float, int, float | None] | None = None
         self.aligner = aligner
         self.sensors = tuple(sensors)
         self.model_sensors = tuple(s for s in scorer.sensors if s in self.sensors)
@@ -432,10 +450,46 @@ class Pipeline:
             log.exception("processing %s failed", sensor)
             self._health(HealthEvent(self.clock(), sensor, SensorState.FAULT, f"processing: {why}"))
 
+    def _check_gpr_input(self, block: GprBlock) -> None:
+        """Compare the radar's time window and frequency with what the model was trained on.
+
+        The DSP resamples every trace to the model's sample count, so a radar with another
+        time window would reach the model with its hyperbolas stretched or squeezed."""
+        hdr = block.header
+        key = (hdr.dt_ns, block.n_samples, hdr.antenna_hz)
+        if key == self._gpr_input_seen:
+            return
+        want = self.scorer.gpr_input
+        problems: list[str] = []
+        if want and "gpr" in self.scorer.sensors:
+            window_ns = hdr.dt_ns * block.n_samples
+            if abs(window_ns - want["window_ns"]) > 0.1 * want["window_ns"]:
+                problems.append(
+                    f"time window {window_ns:.3g} ns (model: {want['window_ns']:.3g} ns)"
+                )
+            f_want = want.get("antenna_hz") or 0.0
+            if hdr.antenna_hz and f_want and abs(math.log(hdr.antenna_hz / f_want)) > math.log(1.5):
+                problems.append(
+                    f"antenna {hdr.antenna_hz / 1e6:.0f} MHz (model: {f_want / 1e6:.0f} MHz)"
+                )
+        if problems:
+            msg = (
+                f"MODEL INPUT MISMATCH: the GPR gives {', '.join(problems)}; the model's GPR "
+                "scores are not valid for this instrument"
+            )
+            if self.input_check == "refuse":
+                raise ModelInputMismatch(f"{msg} (model.input_check=warn scores it anyway)")
+            if msg not in self.model_warnings:
+                self.model_warnings.append(msg)
+                log.warning("%s", msg)
+                self._sink("display", partial(self.display.message, msg, True))
+        self._gpr_input_seen = key
+
     def _block(self, block: GprBlock | MdBlock, t_arrival: float) -> list[Alarm]:
         sensor = block.header.sensor
         self.n_items[sensor] = self.n_items.get(sensor, 0) + block.n
         if isinstance(block, GprBlock):
+            self._check_gpr_input(block)
             self.dt_ns = block.header.dt_ns
             if isinstance(self.scorer, InterimScorer):
                 self.scorer.dt_ns = block.header.dt_ns * block.n_samples / self.spec.gpr_samples
@@ -696,6 +750,7 @@ class Pipeline:
             "not_covered_m": cov["not_covered_m"],
             "blind_s": cov["blind_s"],
             "unplaced_s": cov["unplaced_s"],
+            "model_warnings": list(self.model_warnings),
             "items": dict(self.n_items),
             "suppressed_by_nms": self.alarm_logic.n_suppressed,
             "processing_errors": self.n_processing_errors,
@@ -796,6 +851,7 @@ def build_pipeline(
         id_prefix=f"A{stamp}",
         clock=clock,
         source_info=source_info,
+        input_check=str(cfg.model.get("input_check", "refuse")),
     )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -1107,6 +1163,8 @@ def scan_task(cfg: Any) -> int:
             "instrument; set dsp.* overrides)",
             EXIT_USAGE,
         ) from exc
+    except ModelInputMismatch as exc:
+        raise TaskError(f"{path.name}: {exc}", EXIT_USAGE) from exc
     wall = time.perf_counter() - t0
     data_s = max(
         (float(b.host_time_s[-1]) for b in items if isinstance(b, (GprBlock, MdBlock))),

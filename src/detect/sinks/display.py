@@ -292,6 +292,7 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
         f"alarms {summary.get('n_alarms', 0)}, sensor faults {summary.get('n_faults', 0)}, "
         f"not covered {summary.get('not_covered_m', 0):.2f} m",
     ]
+    lines.extend(str(w) for w in summary.get("model_warnings") or ())
     if summary.get("unplaced_s", 0) > 0.5:
         lines.append(
             f"NOT SCORED: {summary['unplaced_s']:.1f} s of sensor data had no along-track "
