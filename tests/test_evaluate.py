@@ -139,8 +139,11 @@ def test_evaluate_task_end_to_end_on_a_simulated_lane(tmp_path: Path) -> None:
     n_threats = sum(d["class"] in ("ap_mine", "at_mine", "uxo") for d in truth)
     r = doc["detectors"]["emi_threshold"]
     assert r["at_operating_point"]["pd"]["n"] == n_threats
-    # FAR is counted over the strip the head interrogates (coil diameter 0.2 m), not the lane
-    assert r["at_operating_point"]["area_m2"] == pytest.approx(4.0 * 0.2)
+    # FAR is counted over the strip the head interrogates (coil diameter 0.2 m), not the lane,
+    # and over the scored length only: the lane ends (never window centres) are not covered
+    op = r["at_operating_point"]
+    assert op["area_m2"] == pytest.approx(0.2 * op["length_m"])
+    assert 4.0 - 2 * 0.64 < op["length_m"] < 4.0
     # the 9 sweep points plus the configured alarm threshold (unless it is one of them)
     thr = r["froc"]["threshold"]
     assert len(thr) in (9, 10)
@@ -232,7 +235,9 @@ def test_real_gpr_file_with_truth_csv(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     r = doc["detectors"]["gpr_energy_cfar"]
     n_traces = read_gpr(src, None, 0.01).block.n
-    assert r["at_alarm_threshold"]["length_m"] == pytest.approx((n_traces - 1) * 0.01, rel=0.02)
+    # the scored length: the file's length less half a window at each end (never a centre)
+    scored_m = (n_traces - 1) * 0.01 - cfg.window.length_m + cfg.window.grid_m
+    assert r["at_alarm_threshold"]["length_m"] == pytest.approx(scored_m, rel=0.02)
     at = r["at_alarm_threshold"]
     assert at["pd"]["n"] == 0
     assert at["far_m2"] == pytest.approx(at["n_false_alarms"] / (0.3 * at["length_m"]))

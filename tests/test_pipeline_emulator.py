@@ -56,8 +56,10 @@ def test_unplugged_head_and_garbage_fault_recover_and_leave_not_covered_ground()
     counters = src.health["gpr"].counters
     assert counters.reconnects >= 1
     assert counters.resyncs + counters.crc_errors + counters.corrupt_frames > 0  # the garbage
-    nc = pipe.coverage.not_covered()
-    assert nc and max(b - a for a, b in nc) > 0.2
-    # scoring went on after the reconnection
+    # scoring went on after the reconnection: the outage lies inside the scored track
+    # (the half windows at the run's start and end are not covered either)
     pos = np.frombuffer(pipe.track_pos, dtype=np.float64)
-    assert pos.size and pos.max() > nc[-1][1]
+    nc = pipe.coverage.not_covered("gpr")
+    inner = [(a, b) for a, b in nc if pos.min() < a and b < pos.max()]
+    assert pos.size and inner, nc
+    assert max(b - a for a, b in inner) > 0.2

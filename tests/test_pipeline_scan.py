@@ -29,13 +29,27 @@ def test_scan_of_a_gssi_file_covers_its_length(tmp_path: Path) -> None:
     # windows centred from half a window after the start to half a window before the end
     assert pos[0] == pytest.approx(window.length_m / 2, abs=window.grid_m)
     assert pos[-1] == pytest.approx(length_m - window.length_m / 2, abs=2 * window.grid_m)
+    # covered: the ground scored as a window centre; the half windows at the ends are not
+    g = window.grid_m
     assert doc["coverage"] == [
         {
             "start_m": pytest.approx(0.0, abs=0.011),
-            "end_m": pytest.approx(length_m, abs=0.011),
+            "end_m": pytest.approx(pos[0] - g / 2, abs=1e-6),
+            "status": "not_covered",
+            "missing": ["gpr"],
+        },
+        {
+            "start_m": pytest.approx(pos[0] - g / 2, abs=1e-6),
+            "end_m": pytest.approx(pos[-1] + g / 2, abs=1e-6),
             "status": "covered",
             "missing": [],
-        }
+        },
+        {
+            "start_m": pytest.approx(pos[-1] + g / 2, abs=1e-6),
+            "end_m": pytest.approx(length_m, abs=0.011),
+            "status": "not_covered",
+            "missing": ["gpr"],
+        },
     ]
     assert doc["source"]["format"] == "dzt" and "gpr" in doc["model"]["sensors"]
     assert (tmp_path / "scan.png").stat().st_size > 10_000

@@ -500,10 +500,11 @@ class Pipeline:
         t1 = time.perf_counter()
         self.stage_s["dsp"] += t1 - t0
         block = self.aligner.apply(block)
-        g = self.grids.get(sensor)
-        # the grid interpolates across gaps up to max_fill_cells: the model sees data there
-        gap_m = (g.max_fill_cells + 1) * g.grid_m if g is not None else 0.05
-        self.coverage.add_data(sensor, block.position_m, max_gap_m=gap_m)
+        if sensor in self.model_sensors:
+            # covered only where a window was scored with this sensor's data (see _score)
+            self.coverage.add_data(sensor, np.empty(0))
+        else:
+            self.coverage.add_data(sensor, block.position_m)
         self.coverage.head_passed(block.position_m - self.aligner.offset_m(sensor), sensor)
         if self.kept is not None:
             self.kept.append(block)
@@ -594,6 +595,17 @@ class Pipeline:
             # from the acquisition time stamp of the newest trace (same monotonic clock)
             self.frame_latency_s.append(self.clock() - self._last_frame_s)
         p = np.asarray(pred.p_mine, dtype=np.float64)
+        step_m = self.stride * spec.grid_m
+        for s in present:
+            patch = patches[s]
+            if patch is None:
+                continue
+            used = np.isfinite(patch).all(axis=(1, 2)) & np.isfinite(p)
+            if used.any():
+                # the ground a scored window's centre cell stands for, per sensor it used
+                self.coverage.add_data(
+                    s, positions[used], max_gap_m=1.5 * step_m, footprint_m=step_m / 2
+                )
         self.track_pos.extend(positions.tolist())
         self.track_p.extend(p.tolist())
         finite = np.isfinite(p)
