@@ -110,3 +110,30 @@ def test_class_is_the_most_likely_non_background_class() -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="hysteresis"):
         AlarmConfig(threshold=0.3, hysteresis=0.4)
+
+
+PD_FIRST = AlarmConfig(threshold=0.1, hysteresis=0.05, nms_radius_m=0.25)
+
+
+def test_two_peaks_in_one_region_with_a_deep_dip_are_two_alarms() -> None:
+    # 0.98 and 0.88, 0.6 m apart; between them the score falls to ~0.11, never below re-arm
+    p = np.maximum(bumps(X, [4.0, 4.6], [0.98, 0.88], width=0.08), 0.11)
+    alarms = pick_alarms(profile(X, p), PD_FIRST)
+    assert [round(a.position_m, 2) for a in alarms] == [4.0, 4.6]
+
+
+def test_a_broad_response_stays_one_alarm() -> None:
+    p = np.maximum(bumps(X, [5.0], [0.9], width=0.25), 0.11)  # wide, no dip
+    (alarm,) = pick_alarms(profile(X, p), PD_FIRST)
+    assert alarm.position_m == pytest.approx(5.0, abs=0.01)
+
+
+def test_a_peak_is_declared_without_waiting_for_a_long_region_to_end() -> None:
+    p = np.maximum(bumps(X, [1.0], [0.9], width=0.05), 0.07)  # stays above re-arm (0.05)
+    logic = AlarmLogic(PD_FIRST)
+    when = None
+    for pt in profile(X, p):
+        if logic.feed(pt):
+            when = pt.position_m
+            break
+    assert when is not None and when <= 1.0 + 0.25 + 0.02

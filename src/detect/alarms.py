@@ -13,8 +13,12 @@ An alarm is declared from that profile by
    candidate is held until the head has moved ``nms_radius_m`` past it; a later,
    weaker candidate within the radius of a declared alarm is suppressed.
 
-A region gives one alarm at its maximum however long it is: splitting a broad
-response into several alarms would double the false alarms of every wide signature.
+A region gives one alarm per *distinct* peak: a broad response stays one alarm (its
+score never dips deep), but where the score between two maxima more than ``nms_radius_m``
+apart falls below ``split_fraction`` of the lower one, the region is split, so two mines
+close together in clutter are two alarms even when the score never falls below the re-arm
+level between them. A peak is also declared once the head is past the radius and the
+score has fallen below ``split_fraction`` of it, without waiting for the region to close.
 
 The same :class:`AlarmLogic` runs live, in replay and in ``scan`` (where the whole
 profile is fed at once, see :func:`pick_alarms`).
@@ -58,6 +62,7 @@ class AlarmConfig:
     threshold: float = 0.5
     hysteresis: float = 0.1
     nms_radius_m: float = 0.25
+    split_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -66,6 +71,8 @@ class AlarmConfig:
             raise ValueError(f"alarm hysteresis must be in [0, threshold), got {self.hysteresis}")
         if not self.nms_radius_m >= 0.0:
             raise ValueError(f"alarm nms_radius_m must be >= 0, got {self.nms_radius_m}")
+        if not 0.0 <= self.split_fraction < 1.0:
+            raise ValueError(f"alarm split_fraction must be in [0, 1), got {self.split_fraction}")
 
     @classmethod
     def from_cfg(cls, node: Mapping[str, Any]) -> AlarmConfig:
@@ -73,6 +80,7 @@ class AlarmConfig:
             threshold=float(node.get("threshold", 0.5)),
             hysteresis=float(node.get("hysteresis", 0.1)),
             nms_radius_m=float(node.get("nms_radius_m", 0.25)),
+            split_fraction=float(node.get("split_fraction", 0.5)),
         )
 
 
@@ -93,6 +101,9 @@ class AlarmLogic:
         self._active = False
         self._peak: ScorePoint | None = None
         self._plateau_end: ScorePoint | None = None
+        #: lowest score since the current peak, and whether that peak is already a candidate
+        self._valley = math.inf
+        self._peak_taken = False
         self._pending: list[ScorePoint] = []
         self._declared_positions: list[float] = []
 
@@ -109,22 +120,48 @@ class AlarmLogic:
         """Add one profile point (in the order the head passes them); return new alarms."""
         if not math.isfinite(point.position_m) or not math.isfinite(point.p_mine):
             return []
+        cfg = self.config
         if self._active:
             assert self._peak is not None
+            peak = self._peak
             if point.p_mine < self.rearm_level:
                 self._active = False
-                self._add_candidate(self._peak)
+                if not self._peak_taken:
+                    self._add_candidate(peak)
                 self._peak = None
-            elif point.p_mine > self._peak.p_mine:
-                self._peak = point
+            elif (
+                self._valley < cfg.split_fraction * min(peak.p_mine, point.p_mine)
+                and point.position_m - peak.position_m > cfg.nms_radius_m
+                and point.p_mine >= cfg.threshold
+            ):
+                # a second, distinct peak in the same region: the score fell deep between
+                if not self._peak_taken:
+                    self._add_candidate(peak)
+                self._new_peak(point)
+            elif point.p_mine > peak.p_mine and not self._peak_taken:
+                self._new_peak(point)
+            elif point.p_mine == peak.p_mine and not self._peak_taken:
                 self._plateau_end = point
-            elif point.p_mine == self._peak.p_mine:
-                self._plateau_end = point
-        elif point.p_mine >= self.config.threshold:
+            else:
+                self._valley = min(self._valley, point.p_mine)
+                if (
+                    not self._peak_taken
+                    and point.position_m - peak.position_m > cfg.nms_radius_m
+                    and point.p_mine < cfg.split_fraction * peak.p_mine
+                ):
+                    # well down the far flank: declare without waiting for the region to end
+                    self._add_candidate(peak)
+                    self._peak_taken = True
+        elif point.p_mine >= cfg.threshold:
             self._active = True
-            self._peak = point
-            self._plateau_end = point
+            self._new_peak(point)
         return self._release(point.position_m)
+
+    def _new_peak(self, point: ScorePoint) -> None:
+        self._peak = point
+        self._plateau_end = point
+        self._valley = math.inf
+        self._peak_taken = False
 
     def feed_many(self, points: Iterable[ScorePoint]) -> list[Alarm]:
         out: list[Alarm] = []
@@ -134,7 +171,7 @@ class AlarmLogic:
 
     def finish(self) -> list[Alarm]:
         """End of the track: declare what is still held."""
-        if self._active and self._peak is not None:
+        if self._active and self._peak is not None and not self._peak_taken:
             self._add_candidate(self._peak)
         self._active = False
         self._peak = None
@@ -169,7 +206,7 @@ class AlarmLogic:
         still: list[ScorePoint] = []
         for cand in self._pending:
             ready = head_position_m is None or abs(head_position_m - cand.position_m) > r
-            if self._active and self._peak is not None:
+            if self._active and self._peak is not None and not self._peak_taken:
                 # A peak still growing within the radius may yet beat this candidate.
                 ready = ready and abs(self._peak.position_m - cand.position_m) > r
             if not ready:

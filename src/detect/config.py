@@ -229,6 +229,7 @@ RULES: list[Rule] = [
     Rule("alarm.threshold", _NUM, 0, 1),
     Rule("alarm.hysteresis", _NUM, 0, 1),
     Rule("alarm.nms_radius_m", _NUM, 0),
+    Rule("alarm.split_fraction", _NUM, 0, 0.99),
     Rule("align.position_source", str, choices=("odometer", "gps", "speed")),
     Rule("align.speed_m_s", _NUM, 0, lo_open=True, nullable=True),
     Rule("align.stride_cells", int, 1, 64),
