@@ -154,6 +154,12 @@ class CoverageTracker:
         prev_states = self._last_states or dict(states)
         if math.isfinite(head_position_m) and math.isfinite(self._last_pos):
             a, b = self._last_pos, head_position_m
+            if b == a and any(
+                prev_states.get(s, SensorState.FAULT) == SensorState.FAULT for s in self.needed
+            ):
+                # the position froze with a sensor down (e.g. the odometer is in the dead
+                # head): ground may be passed that nobody can place
+                self.blind_s += max(0.0, time_s - self._last_time)
             if b != a:
                 if self._dist_sensor is None:
                     self.distance_m += abs(b - a)

@@ -849,7 +849,16 @@ def build_pipeline(
     except AlignError as exc:
         raise TaskError(str(exc), EXIT_USAGE) from exc
     needed_cfg = (cfg.get("run") or {}).get("needed_sensors")
-    needed = None if needed_cfg is None else [s for s in needed_cfg if s in sensors]
+    needed = None if needed_cfg is None else [str(s) for s in needed_cfg]
+    if needed is not None:
+        unknown = [s for s in needed if s not in sensors]
+        if unknown or not needed:
+            raise TaskError(
+                f"run.needed_sensors = {needed}: "
+                + (f"'{unknown[0]}' is not delivered" if unknown else "it is empty")
+                + f" (the source delivers: {', '.join(sensors)})",
+                EXIT_USAGE,
+            )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     pipe = Pipeline(
         scorer=scorer,
@@ -883,15 +892,21 @@ class _Stop:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.closing = False
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Stop:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            sigs = [signal.SIGINT, signal.SIGTERM]
+            if hasattr(signal, "SIGHUP"):
+                sigs.append(signal.SIGHUP)  # the terminal went away: close cleanly too
+            for sig in sigs:
                 self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def _handler(self, signum: int, frame: Any) -> None:
+        if self.closing:
+            return  # the recording and alarm files are being closed: let that finish
         if self.event.is_set():  # a second Ctrl-C: the operator really wants out
             raise KeyboardInterrupt
         self.event.set()
@@ -991,6 +1006,12 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None) -> int:
 
     record = bool(cfg.run.get("record", True))
     out_dir = _out_dir(cfg, "run", stem) if record else None
+    if out_dir is not None and (out_dir / "session.h5").exists():
+        raise TaskError(
+            f"{out_dir} already holds a session.h5: choose a new run.out_dir "
+            "(a recording is never overwritten)",
+            EXIT_USAGE,
+        )
     display = make_display(bool(cfg.run.display), bool(cfg.run.bell))
     info = {**source.info(), "paced": bool(getattr(source, "paced", True))}
     pipe = build_pipeline(
@@ -1013,6 +1034,7 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None) -> int:
         try:
             drive(pipe, source, duration_s, stop.event)
         finally:
+            stop.closing = True  # from here on Ctrl-C cannot cut the files short
             pipe.poll([source], force_display=True)
             source.close()  # a normal close is not a sensor fault: no poll after it
             summary = close_out(pipe, out_dir, truth=getattr(inner, "truth", None))

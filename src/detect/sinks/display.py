@@ -293,6 +293,11 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
         f"not covered {summary.get('not_covered_m', 0):.2f} m",
     ]
     lines.extend(str(w) for w in summary.get("model_warnings") or ())
+    if summary.get("blind_s", 0) > 0.5:
+        lines.append(
+            f"BLIND: {summary['blind_s']:.1f} s with a needed sensor in FAULT and no moving "
+            "position: ground passed then cannot be placed and is NOT covered"
+        )
     if summary.get("unplaced_s", 0) > 0.5:
         lines.append(
             f"NOT SCORED: {summary['unplaced_s']:.1f} s of sensor data had no along-track "

@@ -1,0 +1,44 @@
+"""Operator-facing guards: a recording is never overwritten, coverage sensors must exist,
+blind time is said out loud."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detect.blocks import SensorState
+from detect.cli import main
+from detect.coverage import CoverageTracker
+from detect.sinks.display import summary_lines
+
+
+def test_an_existing_recording_is_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "session.h5").write_bytes(b"earlier session")
+    rc = main(["run", f"run.out_dir={tmp_path}", "run.display=false", "run.duration_s=1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "already holds a session.h5" in err
+    assert (tmp_path / "session.h5").read_bytes() == b"earlier session"
+
+
+@pytest.mark.parametrize("value", ["[GPR]", "[]"])
+def test_needed_sensors_must_be_delivered(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        ["run", f"run.needed_sensors={value}", "run.record=false", "run.display=false",
+         "run.duration_s=1"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "run.needed_sensors" in err
+
+
+def test_a_frozen_position_with_a_sensor_down_is_blind_time() -> None:
+    cov = CoverageTracker(("gpr",))
+    cov.update(1.0, {"gpr": SensorState.OK}, 0.0)
+    for k in range(1, 6):  # the odometer froze with the head: 1 s at 1.0 m, GPR in FAULT
+        cov.update(1.0, {"gpr": SensorState.FAULT}, 0.2 * k)
+    assert cov.blind_s == pytest.approx(0.8)  # the first turn still had the GPR OK
+    assert any(line.startswith("BLIND: 0.8 s") for line in summary_lines({"blind_s": 0.8}))
