@@ -13,16 +13,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from detect.config import compose
+from detect.config import ConfigError, compose
 from detect.model.train import train_task
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return 0
     models = HERE.parent / "models"
     overrides = ["experiment=ship", f"train.models_dir={models}", *sys.argv[1:]]
-    rc = train_task(compose(overrides))
+    try:
+        cfg = compose(overrides)
+    except ConfigError as exc:
+        print(f"train_models: {exc}", file=sys.stderr)
+        return 2
+    rc = train_task(cfg)
     if rc:
         return rc
     passthrough = ["experiment=ship", f"train.models_dir={models}", *sys.argv[1:]]
