@@ -42,3 +42,20 @@ def test_a_frozen_position_with_a_sensor_down_is_blind_time() -> None:
         cov.update(1.0, {"gpr": SensorState.FAULT}, 0.2 * k)
     assert cov.blind_s == pytest.approx(0.8)  # the first turn still had the GPR OK
     assert any(line.startswith("BLIND: 0.8 s") for line in summary_lines({"blind_s": 0.8}))
+
+
+def test_a_source_that_cannot_open_is_one_line_and_closed_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    port = tmp_path / "no-such-port"
+    rc = main(
+        ["run", "source=sensor_head", f"source.url={port}", f"run.out_dir={out}",
+         "run.display=false"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "cannot open source" in err and str(port) in err
+    from detect.io.session import SessionReader
+
+    with SessionReader(out / "session.h5") as rd:
+        assert rd.closed_cleanly

@@ -1028,9 +1028,12 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None) -> int:
     with _Stop() as stop:
         try:
             source.open()
-        except Exception as exc:  # one line for the operator
+        except Exception as exc:  # one line for the operator; the files are closed cleanly
+            close_out(pipe, out_dir)
             display.close()
-            raise TaskError(f"cannot open source {info.get('source')}: {exc}") from exc
+            raise TaskError(
+                f"cannot open source {info.get('source')}: {str(exc).splitlines()[0]}", EXIT_USAGE
+            ) from exc
         try:
             drive(pipe, source, duration_s, stop.event)
         finally:
