@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from detect.blocks import SensorState
@@ -59,3 +60,11 @@ def test_a_source_that_cannot_open_is_one_line_and_closed_files(
 
     with SessionReader(out / "session.h5") as rd:
         assert rd.closed_cleanly
+
+
+def test_distance_walked_goes_on_while_one_sensor_is_down() -> None:
+    cov = CoverageTracker(("gpr", "emi"))
+    cov.head_passed(np.linspace(0.0, 1.0, 101), "gpr")  # then the GPR stops
+    for k in range(3):
+        cov.head_passed(np.linspace(k, k + 1.0, 101), "emi")
+    assert cov.distance_m == pytest.approx(3.0)

@@ -76,13 +76,13 @@ class CoverageTracker:
         self.blind_s = 0.0
         #: time during which sensor data arrived but the head had no position: not scored
         self.unplaced_s = 0.0
-        self.distance_m = 0.0
+        self._polled_distance_m = 0.0
         self._data_driven: set[str] = set()
         self._last_data: dict[str, float] = {}
         self._last_head_seen = math.nan
-        #: distance walked is measured on one sensor's own positions when blocks carry them
-        self._dist_sensor: str | None = None
-        self._dist_last = math.nan
+        #: distance walked, per sensor, on the head positions its own blocks carry
+        self._dist_m: dict[str, float] = {}
+        self._dist_last: dict[str, float] = {}
 
     def add_data(
         self,
@@ -131,14 +131,12 @@ class CoverageTracker:
         if pos.size == 0:
             return
         if sensor is not None:
-            if self._dist_sensor is None:
-                self._dist_sensor = sensor
-            if sensor == self._dist_sensor:
-                path = (
-                    pos if math.isnan(self._dist_last) else np.concatenate([[self._dist_last], pos])
-                )
-                self.distance_m += float(np.abs(np.diff(path)).sum())
-                self._dist_last = float(pos[-1])
+            last = self._dist_last.get(sensor)
+            path = pos if last is None else np.concatenate([[last], pos])
+            self._dist_m[sensor] = self._dist_m.get(sensor, 0.0) + float(
+                np.abs(np.diff(path)).sum()
+            )
+            self._dist_last[sensor] = float(pos[-1])
         lo, hi = float(pos.min()), float(pos.max())
         if math.isfinite(self._last_head_seen):
             lo, hi = min(lo, self._last_head_seen), max(hi, self._last_head_seen)
@@ -161,8 +159,7 @@ class CoverageTracker:
                 # head): ground may be passed that nobody can place
                 self.blind_s += max(0.0, time_s - self._last_time)
             if b != a:
-                if self._dist_sensor is None:
-                    self.distance_m += abs(b - a)
+                self._polled_distance_m += abs(b - a)
                 for s in self.needed:
                     off = self.offsets_m[s]
                     seg = (a + off, b + off)
@@ -192,6 +189,12 @@ class CoverageTracker:
             self._last_pos = head_position_m
         self._last_time = time_s
         self._last_states = dict(states)
+
+    @property
+    def distance_m(self) -> float:
+        """Distance walked: the longest path any sensor's own positions describe (one
+        sensor down still leaves the other's), else the head position polled each loop."""
+        return max(self._dist_m.values(), default=self._polled_distance_m)
 
     def _compact(self) -> None:
         for d in (self._covered, self._missed):
