@@ -68,3 +68,15 @@ def test_distance_walked_goes_on_while_one_sensor_is_down() -> None:
     for k in range(3):
         cov.head_passed(np.linspace(k, k + 1.0, 101), "emi")
     assert cov.distance_m == pytest.approx(3.0)
+
+
+def test_a_sensor_that_never_delivers_is_a_fault_and_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rc = main(
+        ["run", "run.duration_s=2", "run.record=false", "run.display=false",
+         "source.fault_gpr_after_s=0", "source.fault_gpr_for_s=30"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "sensor faults 1" in out and "NO DATA from gpr during the whole run" in out

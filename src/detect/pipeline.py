@@ -752,13 +752,18 @@ class Pipeline:
             self._emit(a)
         return new
 
+    def _never_started(self) -> list[str]:
+        return [s for s in self.needed if self.n_items.get(s, 0) == 0]
+
     def summary(self) -> dict[str, Any]:
         cov = self.coverage.summary()
         return {
             "duration_s": self.clock() - self._t_start,
             "distance_m": cov["distance_m"],
             "n_alarms": len(self.alarms),
-            "n_faults": self.n_faults,
+            # a needed sensor that never delivered was in FAULT all along, without an event
+            "n_faults": self.n_faults + len(self._never_started()),
+            "never_started": self._never_started(),
             "not_covered_m": cov["not_covered_m"],
             "blind_s": cov["blind_s"],
             "unplaced_s": cov["unplaced_s"],

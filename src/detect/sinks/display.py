@@ -293,6 +293,8 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
         f"not covered {summary.get('not_covered_m', 0):.2f} m",
     ]
     lines.extend(str(w) for w in summary.get("model_warnings") or ())
+    for sensor in summary.get("never_started") or ():
+        lines.append(f"NO DATA from {sensor} during the whole run: none of its ground was covered")
     if summary.get("blind_s", 0) > 0.5:
         lines.append(
             f"BLIND: {summary['blind_s']:.1f} s with a needed sensor in FAULT and no moving "
