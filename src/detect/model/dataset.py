@@ -226,7 +226,19 @@ class LaneRecipe:
     stretch_jitter: float = 0.0
 
 
-def simulate_lane_windows(r: LaneRecipe) -> WindowSet:
+@dataclass(frozen=True)
+class RecipeLane:
+    """A lane simulated from a recipe, with what windowing it needs."""
+
+    lane: Any
+    truth: list[dict[str, Any]]
+    soil: str
+    stretch: float
+    group: int
+
+
+def simulate_recipe_lane(r: LaneRecipe) -> RecipeLane:
+    """The lane of a recipe, with its soil, wavelet and odometer-stretch draws (seeded)."""
     from detect.sim.lane import simulate_lane
 
     rng = np.random.default_rng([r.seed, r.lane_id, 7])
@@ -244,9 +256,15 @@ def simulate_lane_windows(r: LaneRecipe) -> WindowSet:
     truth = list(lane.truth)
     soil = str(truth[0].get("soil", "")) if truth else str(sim.get("soils", [""])[0])
     group = r.seed * 10_000 + r.lane_id  # unique lane id across seeds (bootstrap groups)
+    return RecipeLane(lane, truth, soil, stretch, group)
+
+
+def simulate_lane_windows(r: LaneRecipe) -> WindowSet:
+    rl = simulate_recipe_lane(r)
     ws = lane_windows(
-        lane.gpr, lane.emi, truth, r.dsp, r.offsets_m, r.spec, r.stride, group, soil, stretch
-    )
+        rl.lane.gpr, rl.lane.emi, rl.truth, r.dsp, r.offsets_m, r.spec, r.stride, rl.group,
+        rl.soil, rl.stretch,
+    )  # fmt: skip
     return subsample_background(ws, r.bg_keep, r.seed * 100003 + r.lane_id)
 
 

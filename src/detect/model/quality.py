@@ -43,6 +43,7 @@ from detect.model.dataset import (
     LaneRecipe,
     WindowSet,
     lane_windows,
+    simulate_recipe_lane,
 )
 from detect.windows import label_windows
 
@@ -125,25 +126,10 @@ def lane_test_windows(r: LaneRecipe, rule: HaloRule) -> HeldOutSet:
     halo only, carrying the cell position as ``metal_mass_g``; so every window is kept and
     its ``metal_g`` is its centre position. The labels are then made from the real truth.
     """
-    from detect.sim.lane import simulate_lane
-
     if r.bg_keep < 1.0:
         raise ValueError("the quality test set keeps every background window (bg_keep=1)")
-    rng = np.random.default_rng([r.seed, r.lane_id, 7])
-    sim = dict(r.sim)
-    if r.soils:
-        sim["soils"] = [r.soils[int(rng.integers(len(r.soils)))]]
-    if r.wavelet_jitter > 0:
-        gpr = dict(sim.get("gpr", {}) or {})
-        base = float(gpr.get("centre_hz", 1.5e9))
-        gpr["centre_hz"] = base * float(np.exp(rng.uniform(-1, 1) * r.wavelet_jitter))
-        gpr["ringing"] = float(rng.uniform(0.1, 0.4))
-        sim["gpr"] = gpr
-    lane = simulate_lane(r.seed, sim, lane_index=r.lane_id)
-    stretch = float(np.exp(rng.uniform(-1, 1) * r.stretch_jitter)) if r.stretch_jitter else 1.0
-    truth = list(lane.truth)
-    soil = str(truth[0].get("soil", "")) if truth else str(sim.get("soils", [""])[0])
-    group = r.seed * 10_000 + r.lane_id
+    rl = simulate_recipe_lane(r)
+    lane, truth, soil, stretch, group = rl.lane, rl.truth, rl.soil, rl.stretch, rl.group
 
     grid = r.spec.grid_m
     pos = np.concatenate(
