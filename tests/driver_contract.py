@@ -117,8 +117,10 @@ class SourceContract:
             t_fault = time.monotonic()
             assert src.health[sensor].state == SensorState.FAULT
             assert "no data" in src.health[sensor].reason
-            # FAULT within the configured time of the last frame (plus one poll step)
-            assert t_fault - t_stall <= self.stall_timeout_s + 0.35
+            # FAULT soon after the stall, never before the configured time. The bound is loose
+            # because this machine is shared; the exact latency is checked on a fake clock
+            # (test_health, test_pipeline_faults).
+            assert t_fault - t_stall <= self.stall_timeout_s + 2.0
             read_until(src, lambda it: src.health[sensor].state == SensorState.OK, 4.0)
             assert src.health[sensor].state == SensorState.OK
 

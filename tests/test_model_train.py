@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,15 @@ from _model_synth import SPEC, synthetic_set
 from detect.model.calibration import expected_calibration_error, roc_auc
 from detect.model.classifier import Classifier
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
-from detect.model.train import TrainSettings, batch_tensors, calibrate, fit, loss_terms
+from detect.model.train import (
+    TrainSettings,
+    batch_tensors,
+    calibrate,
+    exit_if_left_process_group,
+    fit,
+    leave_process_group,
+    loss_terms,
+)
 
 NET = NetConfig(n_pos=SPEC.n_pos, gpr_samples=SPEC.gpr_samples, emi_channels=SPEC.emi_channels,
                 width=4)  # fmt: skip
@@ -65,15 +71,8 @@ def test_early_stopping_stops(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- DDP
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _ddp_worker(rank: int, world: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     data = synthetic_set(64, 11)
     torch.manual_seed(0)
@@ -94,13 +93,14 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     dist.all_gather(gathered, flat)
     if rank == 0:
         torch.save({"w0": gathered[0], "w1": gathered[1]}, out + ".w")
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_process_group()  # as `detect train` ends a distributed run
+    exit_if_left_process_group(0)
 
 
 def test_ddp_two_processes_on_gloo_average_gradients(tmp_path: Path) -> None:
     out = str(tmp_path / "grads.pt")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    store = str(tmp_path / "store")
+    mp.spawn(_ddp_worker, args=(2, store, out), nprocs=2, join=True)
     ddp_grads = torch.load(out, weights_only=True)
     # reference: one process, the whole batch of 64, mean loss
     data = synthetic_set(64, 11)

@@ -64,7 +64,7 @@ def test_live_run_records_fault_coverage_and_recovery(live_run: Path) -> None:
     # the configured stall timeout plus loop turns; not a timing test (the machine is shared):
     # the deterministic FAULT-latency check is in test_pipeline_faults on a fake clock
     stall_s = float(compose([]).source.stall_timeout_s)
-    assert stall_s <= fault.host_time_s - t0 <= stall_s + 1.0
+    assert stall_s <= fault.host_time_s - t0 <= stall_s + 2.0
     assert any(e.state == SensorState.OK and e.host_time_s >= t1 for e in health)
     doc = json.loads((live_run / "alarms.json").read_text())
     nc = [s for s in doc["coverage"] if s["status"] == "not_covered"]

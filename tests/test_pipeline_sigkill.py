@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("detect.io.session")
@@ -41,6 +42,9 @@ def test_sigkill_keeps_the_recording_readable_to_the_last_second(tmp_path: Path)
             assert time.monotonic() < deadline, "no session file after 40 s"
             time.sleep(0.1)
         time.sleep(3.0)
+        with SessionReader(out / "session.h5") as live:  # a second reader while it records
+            live.refresh()
+            seen = {"gpr": live.gpr(), "emi": live.emi()}
         kill_t = time.monotonic()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -52,9 +56,16 @@ def test_sigkill_keeps_the_recording_readable_to_the_last_second(tmp_path: Path)
         emi = rd.emi()
         assert gpr is not None and emi is not None and gpr.n > 100
         assert not rd.closed_cleanly
-        # host times are the machine's monotonic clock, the same one read here
-        assert kill_t - float(gpr.host_time_s[-1]) <= 1.3
-        assert kill_t - float(emi.host_time_s[-1]) <= 1.3
+        for name, blk in (("gpr", gpr), ("emi", emi)):
+            before = seen[name]
+            assert before is not None
+            # everything another process could already read survives the kill, unchanged
+            assert blk.n >= before.n
+            np.testing.assert_array_equal(blk.host_time_s[: before.n], before.host_time_s)
+            # and the file was current: host times are the monotonic clock read here. The
+            # writer flushes every 0.5 s; the margin allows a busy shared machine, the exact
+            # flush contract is tested on the writer itself (test_session_recording).
+            assert kill_t - float(blk.host_time_s[-1]) <= 3.0, name
 
 
 def test_ctrl_c_stops_cleanly_with_summary_and_closed_files(tmp_path: Path) -> None:

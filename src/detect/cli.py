@@ -322,7 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    rc = main()
+    train = sys.modules.get("detect.model.train")  # loaded only by commands that train
+    if train is not None:
+        train.exit_if_left_process_group(rc)
+    sys.exit(rc)
 
 
 if __name__ == "__main__":

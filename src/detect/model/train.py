@@ -10,9 +10,11 @@ where the checkpoint left it.
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -85,6 +87,36 @@ def init_distributed_from_env() -> bool:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend=backend)
     return True
+
+
+_left_process_group = False
+
+
+def leave_process_group() -> None:
+    """Wait for every rank, then tear the process group down."""
+    global _left_process_group
+    gc.collect()  # DDP reducers hold the group; free them while it is still alive
+    dist.barrier()  # no rank tears the group down while another still talks to it
+    dist.destroy_process_group()
+    _left_process_group = True
+
+
+def exit_if_left_process_group(code: int) -> None:
+    """End a process that has left a process group without finalising the interpreter.
+
+    Gloo's worker threads may still be destroying finished work (which holds tensors with
+    Python references) after ``destroy_process_group`` returns. If the interpreter is
+    finalising by then, that thread cannot take the GIL and the process aborts ("terminate
+    called without an active exception", SIGABRT; seen in about one run in ten here), so a
+    launcher reports a crashed rank after a good run. Everything is written and closed by
+    now: flush the streams and leave at once. A process that never joined a group returns.
+    """
+    if not _left_process_group:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --------------------------------------------------------------------------- scales & inputs

@@ -24,7 +24,14 @@ from detect.errors import EXIT_USAGE, TaskError
 from detect.model.card import preprocessing_from_cfg
 from detect.model.dataset import LaneRecipe, WindowSet, build_windows, recipes
 from detect.model.nets import CalibratedNet, NetConfig
-from detect.model.train import TrainSettings, calibrate, fit, init_distributed_from_env, world
+from detect.model.train import (
+    TrainSettings,
+    calibrate,
+    fit,
+    init_distributed_from_env,
+    leave_process_group,
+    world,
+)
 from detect.windows import WindowSpec, window_spec_from_cfg
 
 log = logging.getLogger(__name__)
@@ -389,8 +396,5 @@ def run_training(cfg: Any) -> int:
             f"{variant}: {target}  best epoch {info['best_epoch']}  ({info['train_seconds']:.0f}s)"
         )
     if distributed:
-        import torch.distributed as dist
-
-        dist.barrier()  # no rank tears gloo down while another still talks to it
-        dist.destroy_process_group()
+        leave_process_group()
     return 0
