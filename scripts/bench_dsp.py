@@ -1,12 +1,15 @@
 """Throughput of the default streaming DSP chains on ONE thread, next to a memory copy.
 
     .venv/bin/python scripts/bench_dsp.py [--traces 20000] [--block 256] [--repeat 5]
+    .venv/bin/python scripts/bench_dsp.py --only-grid
 
 Prints traces/s of the default GPR chain (512 float32 samples per trace, fed in blocks of
 ``--block`` traces as a live source would), readings/s of the default EMI chain, and a
 plain copy of the same array (the floor for one pass over the data), and traces/s of the
-along-track grid (:class:`detect.align.TrackGrid`: add + finalize + rows, 1 cm cells) on the
-same profile with jittered positions. Best of ``--repeat``.
+along-track grid (:class:`detect.align.TrackGrid`: add + finalize + rows, cells of the
+configured ``window.grid_m``) on a 1.5 GHz head's traces after the DSP chain (256 samples,
+2 mm to 2 cm apart): in live blocks of 50 traces, and 100k traces in one call (a whole lane,
+as training grids it). Best of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
@@ -50,15 +54,60 @@ def blocks_of(block: GprBlock | MdBlock, size: int) -> list[GprBlock | MdBlock]:
     ]
 
 
+def grid_profile(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 1.5 GHz head's traces after the DSP chain: 256 float32 samples, taken 2 mm to 2 cm
+    apart (uniform at random) along the track, 2 ms apart in time."""
+    rng = np.random.default_rng(seed)
+    pos = np.cumsum(rng.uniform(0.002, 0.02, n))
+    return rng.standard_normal((n, 256)).astype(np.float32), pos, np.arange(n) * 0.002
+
+
+def grid_rates(
+    grid_m: float, repeat: int, traces: int = 20000, lane: int = 100_000
+) -> tuple[float, float]:
+    """traces/s of TrackGrid (add + finalize + rows): in blocks of 50 with the live ring, and
+    ``lane`` traces in one call with a ring of 4x their span (as training sizes it)."""
+    data, pos, tim = grid_profile(traces, 1)
+
+    def live() -> None:
+        g = TrackGrid(grid_m)
+        for a in range(0, traces, 50):
+            g.add(data[a : a + 50], pos[a : a + 50], tim[a : a + 50])
+            g.rows(*g.finalize())
+
+    whole = grid_profile(lane, 2)
+    capacity = max(2048, 4 * (math.ceil(np.ptp(whole[1]) / grid_m) + 8))
+
+    def one_call() -> None:
+        g = TrackGrid(grid_m, capacity=capacity)
+        g.add(*whole)
+        g.rows(*g.finalize())
+
+    return traces / best_of(live, repeat), lane / best_of(one_call, repeat)
+
+
+def print_grid(grid_m: float, repeat: int) -> None:
+    live, lane = grid_rates(grid_m, repeat)
+    cells = f"{grid_m * 100:g} cm cells"
+    print(f"GPR track grid         {live:>14,.0f} traces/s  (blocks of 50, {cells})")
+    print(f"GPR track grid, lane   {lane:>14,.0f} traces/s  (100,000 in one call, {cells})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", type=int, default=20000)
     ap.add_argument("--block", type=int, default=256)
     ap.add_argument("--readings", type=int, default=200000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only-grid", action="store_true", help="only the along-track grid")
     args = ap.parse_args()
 
     cfg = compose([])
+    grid_m = float(cfg.window.grid_m)
+    if args.only_grid:
+        print("one thread; best of", args.repeat)
+        print_grid(grid_m, args.repeat)
+        return
     chains = chains_from_config(cfg)
     rng = np.random.default_rng(0)
     n = args.traces
@@ -79,23 +128,6 @@ def main() -> None:
     run_gpr()  # compile, build matrices
     t_gpr = best_of(run_gpr, args.repeat)
     t_copy = best_of(lambda: gpr_data.copy(), args.repeat)
-    # Along-track grid (detect.align.TrackGrid, as the pipeline and training use it): the
-    # same profile with jittered positions (~2 traces per 1 cm cell), fed in blocks.
-    grid_pos = np.arange(n) * 0.005 + np.random.default_rng(1).uniform(-0.002, 0.002, n)
-    grid_cap = max(2048, 4 * int(args.block * 0.005 / 0.01 + 8))  # rows of one block held
-    grid_blocks = [
-        (b.data, grid_pos[i : i + b.n], b.host_time_s)
-        for i, b in zip(range(0, n, args.block), gpr_blocks, strict=True)
-    ]
-
-    def run_grid() -> None:
-        g = TrackGrid(0.01, capacity=grid_cap)
-        for data, pos, tim in grid_blocks:
-            g.add(data, pos, tim)
-            lo, hi = g.finalize()
-            g.rows(lo, hi)
-
-    t_grid = best_of(run_grid, args.repeat)
 
     m = args.readings
     gates = tuple(np.geomspace(1e-5, 1e-3, 8))
@@ -119,7 +151,7 @@ def main() -> None:
     print(f"GPR chain : {chains['gpr']!r}")
     print(f"GPR default chain      {n / t_gpr:>14,.0f} traces/s  (blocks of {args.block})")
     print(f"GPR memory copy        {n / t_copy:>14,.0f} traces/s")
-    print(f"GPR track grid         {n / t_grid:>14,.0f} traces/s  (blocks of {args.block})")
+    print_grid(grid_m, args.repeat)
     print(f"EMI chain : {chains['emi']!r}")
     print(f"EMI default chain      {m / t_emi:>14,.0f} readings/s  (blocks of 100)")
     print(f"EMI memory copy        {m / t_emi_copy:>14,.0f} readings/s")

@@ -144,3 +144,11 @@ class FakeHead(Source):
             out.append(fix)
             self.health["gps"].frames_received(1)
         return out
+
+
+def walk_until(pipe: Any, source: FakeHead, t_rel_s: float) -> None:
+    """Feed ``pipe`` from ``source`` until the fake time reaches ``t_rel_s`` (what ``drive``
+    does, without its wall-clock flushes: the writer then flushes on the fake clock only)."""
+    while source.t_rel < t_rel_s - 1e-9:
+        pipe.handle(source.read(source.step_s))
+        pipe.poll([source])

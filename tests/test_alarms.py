@@ -94,7 +94,7 @@ def test_streaming_alarm_is_declared_once_the_head_is_past_the_radius() -> None:
 def test_alarm_takes_lat_lon_from_the_locator_and_none_without_fix() -> None:
     located = pick_alarms(
         profile(X, bumps(X, [1.0, 5.0], [0.9, 0.9])),
-        locate=lambda t: (45.0, t, 0.1) if t < 3 else None,
+        locate=lambda t, _sensor: (45.0, t, 0.1) if t < 3 else None,
     )
     assert located[0].lon_deg == pytest.approx(1.0) and located[0].lat_deg == 45.0
     assert located[1].lat_deg is None and located[1].lon_deg is None

@@ -148,3 +148,26 @@ def test_matching_preprocessing_loads(tmp_path: Path) -> None:
 def test_unknown_model_name_lists_what_exists() -> None:
     with pytest.raises(ModelCardError, match="no model 'nonexistent'"):
         Classifier.load("nonexistent")
+
+
+def test_inference_device_follows_model_device(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    from detect.model.classifier import inference_device
+
+    assert inference_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device("auto") == "cpu"
+    with caplog.at_level("WARNING"):
+        assert inference_device("cuda") == "cpu"  # a laptop without a GPU still scores
+    assert "sees no CUDA GPU" in caplog.text
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert inference_device("auto") == "cuda"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_scores_on_the_gpu_match_the_cpu(tmp_path: Path) -> None:
+    d = _ship(tmp_path, _model())
+    g, e = _inputs(64)
+    cpu = Classifier.load(d).predict(g, e)
+    gpu = Classifier(Classifier.load(d).model, Classifier.load(d).card, "m", "cuda").predict(g, e)
+    np.testing.assert_allclose(gpu.p_mine, cpu.p_mine, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gpu.class_probs, cpu.class_probs, rtol=1e-4, atol=1e-5)

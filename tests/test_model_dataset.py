@@ -120,3 +120,30 @@ def test_labelled_recording_gives_the_same_windows_as_the_lane(tmp_path) -> None
     np.testing.assert_allclose(
         recorded.gpr.astype(np.float32), direct.gpr.astype(np.float32), rtol=1e-3, atol=1e-4
     )
+
+
+def test_field_recording_with_a_truth_csv_beside_it_trains(tmp_path) -> None:
+    """A recording without a truth table (a field session) is labelled from <stem>_truth.csv."""
+    sim_lane = pytest.importorskip("detect.sim.lane")
+    task = pytest.importorskip("detect.sim.task")
+    from detect.io.session import SessionWriter
+    from detect.model.dataset import session_windows
+    from detect.sim.settings import settings_from
+
+    s = settings_from({"n_targets_min": 2, "n_targets_max": 3, "lane_length_m": 4.0})
+    lane = sim_lane.simulate_lane(12, s, lane_index=0)
+    path = tmp_path / "field.h5"
+    with SessionWriter(path, config={}, info={"emi_offset_m": s.head.emi_offset_m}) as w:
+        w.write(lane.gpr)
+        w.write(lane.emi)
+    dsp = {"gpr": [{"step": "dewow", "window_ns": 2.0}], "emi": []}
+    spec = WindowSpec()
+    with pytest.raises(ValueError, match=r"field_truth\.csv"):
+        session_windows(path, dsp, spec, {"gpr": 0.0, "emi": 0.0})
+    task.write_truth_csv(tmp_path / "field_truth.csv", lane.truth)  # as a survey team writes it
+    offsets = {"gpr": 0.0, "emi": s.head.emi_offset_m}
+    direct = lane_windows(lane.gpr, lane.emi, lane.truth, dsp, offsets, spec)
+    recorded = session_windows(path, dsp, spec, {"gpr": 0.0, "emi": 0.0})
+    np.testing.assert_array_equal(recorded.cls, direct.cls)
+    np.testing.assert_allclose(recorded.depth_m, direct.depth_m, rtol=1e-6)
+    assert recorded.is_mine.sum() == direct.is_mine.sum() > 0

@@ -132,3 +132,40 @@ def test_train_task_end_to_end_on_simulated_lanes(tmp_path: Path) -> None:
     assert train_task(cfg) == 0
     clf = Classifier.load(tmp_path / "models" / "fused", cfg)
     assert clf.card["data"]["train_lanes"] == 2
+
+
+# --------------------------------------------------------------------------- device
+
+
+def test_device_names_resolve_and_bad_ones_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detect.model.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    # under torchrun a bare cuda means this rank's GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("auto") == torch.device("cuda", 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="only 4 CUDA"):
+        resolve_device("cuda:7")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_training_on_the_gpu_learns_like_the_cpu(tmp_path: Path) -> None:
+    train, val, test = synthetic_set(800, 0), synthetic_set(300, 1), synthetic_set(600, 3)
+    cpu, _ = fit(NET, train, val, FAST, None)
+    gpu, _ = fit(NET, train, val, TrainSettings(**{**FAST.__dict__, "device": "cuda"}), None)
+    assert next(gpu.parameters()).device.type == "cpu"  # handed back for calibration
+    aucs = []
+    for net in (cpu, gpu):
+        with torch.inference_mode():
+            z = net.eval()(*batch_tensors(test, np.arange(len(test)), NET))[0].numpy()
+        aucs.append(roc_auc(z, test.is_mine))
+    assert min(aucs) > 0.97 and abs(aucs[0] - aucs[1]) < 0.02

@@ -39,13 +39,18 @@ def test_finite_run_delivers_every_lane_then_is_exhausted() -> None:
     items = _drain(src)
     gpr = [b for b in items if isinstance(b, GprBlock)]
     emi = [b for b in items if isinstance(b, MdBlock)]
-    lanes = [simulate_lane(7, SHORT, lane_index=i) for i in range(2)]
+    lane0 = simulate_lane(7, SHORT, lane_index=0)
+    lanes = [lane0, simulate_lane(7, SHORT, lane_index=1, x0_m=4.0,
+                                  odometer_error_m=lane0.odometer_error_end_m)]  # fmt: skip
     np.testing.assert_array_equal(
         np.concatenate([b.data for b in gpr]), np.concatenate([ln.gpr.data for ln in lanes])
     )
     assert sum(b.n for b in emi) == sum(ln.emi.n for ln in lanes)
     pos = np.concatenate([b.position_m for b in gpr])
-    assert np.all(np.diff(pos) >= 0) and pos[-1] == pytest.approx(8.0, abs=0.02)
+    # the wheel counts on across the lane change: its error carries over, no jump
+    np.testing.assert_array_equal(pos, np.concatenate([ln.gpr.position_m for ln in lanes]))
+    assert np.all(np.diff(pos) >= 0) and np.max(np.diff(pos)) < 0.02
+    assert pos[-1] == pytest.approx(8.0 + lanes[1].odometer_error_end_m, abs=0.01)
     seq = np.concatenate([b.seq for b in gpr])
     np.testing.assert_array_equal(seq, np.arange(seq.size))
     t = np.concatenate([b.host_time_s for b in gpr])

@@ -51,6 +51,9 @@ def test_simulate_writes_sessions_truth_tables_and_an_index(tmp_path: Path) -> N
         )
     index = (tmp_path / "lanes.csv").read_text().splitlines()
     assert len(index) == 3 and index[0].startswith("lane,seed")
+    with (tmp_path / "lanes.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert float(rows[1]["odometer_scale"]) == pytest.approx(lane.odometer.scale, abs=1e-6)
 
 
 def test_cli_refuses_bad_simulator_values_in_one_line(tmp_path: Path, capsys) -> None:

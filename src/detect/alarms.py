@@ -33,8 +33,9 @@ from typing import Any
 
 from detect.blocks import CLASSES, Alarm
 
-#: Looks up (lat_deg, lon_deg, h_acc_m) at a host time, or None without a fix.
-Locator = Callable[[float], "tuple[float, float, float | None] | None"]
+#: Looks up (lat_deg, lon_deg, h_acc_m) of the ground under a sensor (None: the head
+#: reference point) at a host time of that sensor's trace, or None without a fix.
+Locator = Callable[[float, "str | None"], "tuple[float, float, float | None] | None"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class ScorePoint:
     class_probs: Mapping[str, float] = field(default_factory=dict)
     depth_m: float | None = None
     sensor_scores: Mapping[str, float] = field(default_factory=dict)
+    #: the sensor whose trace time ``host_time_s`` is (its offset on the head places the alarm)
+    time_sensor: str | None = None
 
     @property
     def class_name(self) -> str:
@@ -224,7 +227,7 @@ class AlarmLogic:
         self._declared_positions.append(cand.position_m)
         lat = lon = h_acc = None
         if self.locate is not None and math.isfinite(cand.host_time_s):
-            where = self.locate(cand.host_time_s)
+            where = self.locate(cand.host_time_s, cand.time_sensor)
             if where is not None:
                 lat, lon, h_acc = where
         return Alarm(

@@ -13,21 +13,32 @@ ground position by adding the sensor's offset from the reference point
 
 :class:`GpsTrack` also answers "where on Earth was the head at host time t" for
 alarms, and returns None (never a stale guess) when the fixes around t are too far apart.
+With ``align.gps_antenna_m`` (the antenna's place on the head, see :meth:`Aligner.locate`)
+that answer is moved from the antenna to the sensor that measured the alarm.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from detect.blocks import GprBlock, GpsFix, MdBlock
 
 EARTH_RADIUS_M = 6_371_008.8
+WGS84_A_M = 6_378_137.0
+WGS84_E2 = 6.694_379_990_14e-3
 POSITION_SOURCES = ("odometer", "gps", "speed")
+#: Straight-line travel a track heading must span, so GPS noise of a slow walker cannot spin it.
+MIN_HEADING_BASELINE_M = 0.5
+#: Fixes further than this from the time asked about never give its heading.
+HEADING_SPAN_S = 10.0
+#: Below this receiver speed a course over ground is noise (and often frozen).
+MIN_COURSE_SPEED_M_S = 0.3
 
 
 class GpsTrack:
@@ -46,6 +57,7 @@ class GpsTrack:
         self._lon: deque[float] = deque(maxlen=max_fixes)
         self._acc: deque[float] = deque(maxlen=max_fixes)
         self._dist: deque[float] = deque(maxlen=max_fixes)
+        self._course: deque[float] = deque(maxlen=max_fixes)
         self._origin: tuple[float, float] | None = None
         self._arrays: tuple[np.ndarray, ...] | None = None
         self.last_fix: GpsFix | None = None
@@ -79,6 +91,7 @@ class GpsTrack:
         self._lon.append(fix.lon_deg)
         self._acc.append(math.nan if acc is None else float(acc))
         self._dist.append(d)
+        self._course.append(_course_or_nan(fix))
         self._arrays = None
         self.n_fixes += 1
 
@@ -86,7 +99,7 @@ class GpsTrack:
         if self._arrays is None:
             self._arrays = tuple(
                 np.fromiter(q, dtype=np.float64, count=len(q))
-                for q in (self._t, self._lat, self._lon, self._acc, self._dist)
+                for q in (self._t, self._lat, self._lon, self._acc, self._dist, self._course)
             )
         return self._arrays
 
@@ -104,11 +117,37 @@ class GpsTrack:
         exact = (i >= 0) & (times == t[before])
         return before, frac, inside | held | exact
 
-    def locate(self, host_time_s: float) -> tuple[float, float, float | None] | None:
-        """(lat_deg, lon_deg, h_acc_m) of the antenna at ``host_time_s``, None without a fix."""
+    def locate(
+        self, host_time_s: float, forward_m: float = 0.0, right_m: float = 0.0
+    ) -> tuple[float, float, float | None] | None:
+        """(lat_deg, lon_deg, h_acc_m) at ``host_time_s``, None without a fix.
+
+        The point is the antenna moved by (``forward_m``, ``right_m``) in the head frame
+        (+forward = direction of travel, +right = to the operator's right), turned by the
+        heading of :meth:`heading_deg`. When the heading is unknown (standing still, a single
+        fix) no direction is invented: the antenna position itself is returned with
+        ``h_acc_m`` widened by the offset's length, the radius of the circle the point lies on
+        (``h_acc_m`` stays None when the receiver gave no accuracy). A zero offset returns the
+        interpolated antenna fix unchanged.
+        """
+        where = self._antenna_at(host_time_s)
+        lever_m = math.hypot(forward_m, right_m)
+        if where is None or lever_m == 0.0:
+            return where
+        lat, lon, acc = where
+        heading = self._heading_at(host_time_s, where)
+        if heading is None:
+            return lat, lon, None if acc is None else acc + lever_m
+        h = math.radians(heading)
+        east_m = forward_m * math.sin(h) + right_m * math.cos(h)
+        north_m = forward_m * math.cos(h) - right_m * math.sin(h)
+        lat2, lon2 = enu_to_lat_lon(lat, lon, east_m, north_m)
+        return lat2, lon2, acc
+
+    def _antenna_at(self, host_time_s: float) -> tuple[float, float, float | None] | None:
         if not self._t or not math.isfinite(host_time_s):
             return None
-        _, lat, lon, acc, _ = self._np()
+        _, lat, lon, acc, _, _ = self._np()
         before, frac, ok = self._valid(np.array([host_time_s]))
         if not ok[0]:
             return None
@@ -122,12 +161,74 @@ class GpsTrack:
             acc_v,
         )
 
+    def heading_deg(self, host_time_s: float) -> float | None:
+        """Direction of travel at ``host_time_s`` (degrees clockwise from north), or None.
+
+        From the track: the bearing between the last fix at least half the baseline behind
+        the position at that time and the first fix at least half of it ahead (or, at an end
+        of the track, a whole baseline from it on one side), with the baseline
+        ``MIN_HEADING_BASELINE_M`` of straight-line travel, or twice the fixes' accuracy when
+        that is larger, so position noise cannot turn it far. Without such fixes within
+        ``HEADING_SPAN_S``: the receiver's course over ground of the nearest fix, when it
+        moved at least ``MIN_COURSE_SPEED_M_S``. The head is taken to move forwards (an
+        operator backing up gets the reverse heading).
+        """
+        where = self._antenna_at(host_time_s)
+        return None if where is None else self._heading_at(host_time_s, where)
+
+    def _heading_at(
+        self, host_time_s: float, where: tuple[float, float, float | None]
+    ) -> float | None:
+        track = self._track_heading_deg(host_time_s, where)
+        return track if track is not None else self._course_heading_deg(host_time_s)
+
+    def _track_heading_deg(
+        self, host_time_s: float, where: tuple[float, float, float | None]
+    ) -> float | None:
+        t, lat, lon, _, _, _ = self._np()
+        lo = int(np.searchsorted(t, host_time_s - HEADING_SPAN_S, side="left"))
+        hi = int(np.searchsorted(t, host_time_s + HEADING_SPAN_S, side="right"))
+        lat0, lon0, acc0 = where
+        east, north = lat_lon_to_enu(lat0, lon0, lat[lo:hi], lon[lo:hi])
+        dist = np.hypot(east, north)
+        need = MIN_HEADING_BASELINE_M
+        if acc0 is not None and math.isfinite(acc0):
+            need = max(need, 2.0 * acc0)
+        behind = t[lo:hi] <= host_time_s
+        half_behind = np.flatnonzero(behind & (dist >= 0.5 * need))
+        if half_behind.size:
+            a = int(half_behind[-1])
+            chord = np.hypot(east - east[a], north - north[a])
+            pair = np.flatnonzero(~behind & (dist >= 0.5 * need) & (chord >= need))
+            if pair.size:
+                b = int(pair[0])
+                return _bearing_deg(east[b] - east[a], north[b] - north[a])
+        full_behind = np.flatnonzero(behind & (dist >= need))
+        if full_behind.size:
+            a = int(full_behind[-1])
+            return _bearing_deg(-east[a], -north[a])
+        full_ahead = np.flatnonzero(~behind & (dist >= need))
+        if full_ahead.size:
+            b = int(full_ahead[0])
+            return _bearing_deg(east[b], north[b])
+        return None
+
+    def _course_heading_deg(self, host_time_s: float) -> float | None:
+        t, *_, course = self._np()
+        before, _, _ = self._valid(np.array([host_time_s]))
+        b = int(before[0])
+        near = sorted({b, min(b + 1, len(t) - 1)}, key=lambda k: abs(t[k] - host_time_s))
+        for k in near:
+            if math.isfinite(course[k]):
+                return float(course[k])
+        return None
+
     def distance_at(self, host_time_s: np.ndarray) -> np.ndarray:
         """Distance travelled along the track (m) at each time; NaN where unknown."""
         times = np.asarray(host_time_s, dtype=np.float64)
         if not self._t:
             return np.full(times.shape, np.nan)
-        t, *_, dist = self._np()
+        t, _, _, _, dist, _ = self._np()
         before, frac, ok = self._valid(times)
         after = np.minimum(before + 1, len(t) - 1)
         out = dist[before] + frac * (dist[after] - dist[before])
@@ -138,6 +239,55 @@ class GpsTrack:
             ahead = (before == len(t) - 1) & ok
             out = np.where(ahead, dist[-1] + speed * (times - t[-1]), out)
         return np.where(ok, out, np.nan)
+
+
+def _course_or_nan(fix: GpsFix) -> float:
+    """The receiver's course over ground when it is moving fast enough to mean anything."""
+    course, speed = fix.course_deg, fix.speed_m_s
+    if course is None or speed is None or not speed >= MIN_COURSE_SPEED_M_S:
+        return math.nan
+    return float(course) % 360.0 if math.isfinite(course) else math.nan
+
+
+def _bearing_deg(east_m: float, north_m: float) -> float:
+    return math.degrees(math.atan2(east_m, north_m)) % 360.0
+
+
+def _radii_of_curvature_m(lat_deg: float) -> tuple[float, float]:
+    """WGS84 meridional (M) and prime-vertical (N) radii of curvature at a latitude."""
+    s2 = math.sin(math.radians(lat_deg)) ** 2
+    w = math.sqrt(1.0 - WGS84_E2 * s2)
+    return WGS84_A_M * (1.0 - WGS84_E2) / w**3, WGS84_A_M / w
+
+
+def enu_to_lat_lon(
+    lat_deg: float, lon_deg: float, east_m: float, north_m: float
+) -> tuple[float, float]:
+    """The point (east_m, north_m) from (lat_deg, lon_deg) on a local flat earth.
+
+    Uses the WGS84 radii of curvature at the start latitude: over a few metres the error is
+    well under a millimetre. The height above the ellipsoid is ignored (1e-4 relative at
+    600 m).
+    """
+    m_m, n_m = _radii_of_curvature_m(lat_deg)
+    lat2 = lat_deg + math.degrees(north_m / m_m)
+    lon2 = lon_deg + math.degrees(east_m / (n_m * math.cos(math.radians(lat_deg))))
+    return lat2, _wrap_lon_deg(lon2)
+
+
+def lat_lon_to_enu(
+    lat0_deg: float, lon0_deg: float, lat_deg: np.ndarray, lon_deg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(east_m, north_m) of points from (lat0_deg, lon0_deg); the inverse of enu_to_lat_lon."""
+    m_m, n_m = _radii_of_curvature_m(lat0_deg)
+    north = np.radians(lat_deg - lat0_deg) * m_m
+    east = np.radians(_wrap_lon_deg(lon_deg - lon0_deg)) * n_m * math.cos(math.radians(lat0_deg))
+    return east, north
+
+
+def _wrap_lon_deg(lon_deg: Any) -> Any:
+    """Longitude (or difference) into [-180, 180)."""
+    return (lon_deg + 180.0) % 360.0 - 180.0
 
 
 def _ground_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -193,6 +343,7 @@ class Aligner:
         speed_m_s: float | None = None,
         trace_spacing_m: float | None = None,
         gps: GpsTrack | None = None,
+        gps_antenna_m: Sequence[float] = (0.0, 0.0),
     ) -> None:
         if position_source not in POSITION_SOURCES:
             raise AlignError(
@@ -201,6 +352,7 @@ class Aligner:
         if position_source == "speed" and not (speed_m_s and speed_m_s > 0):
             raise AlignError("align.position_source=speed needs align.speed_m_s > 0")
         self.offsets_m = {str(k): float(v) for k, v in (offsets_m or {}).items()}
+        self.gps_antenna_m = _antenna_offset_m(gps_antenna_m)
         self.position_source = position_source
         self.speed_m_s = speed_m_s
         self.trace_spacing_m = trace_spacing_m
@@ -218,10 +370,26 @@ class Aligner:
             position_source=str(node.get("position_source", "odometer")),
             speed_m_s=node.get("speed_m_s"),
             trace_spacing_m=trace_spacing_m,
+            gps_antenna_m=node.get("gps_antenna_m") or (0.0, 0.0),
         )
 
     def offset_m(self, sensor: str) -> float:
         return self.offsets_m.get(sensor, 0.0)
+
+    def locate(
+        self, host_time_s: float, sensor: str | None = None
+    ) -> tuple[float, float, float | None] | None:
+        """(lat_deg, lon_deg, h_acc_m) of the ground under ``sensor`` at ``host_time_s``.
+
+        ``sensor`` is the one whose trace time ``host_time_s`` is (None: the head reference
+        point). The GPS antenna sits at ``gps_antenna_m`` = (forward, right) from the
+        reference and the sensor ``offset_m(sensor)`` ahead of it, so the ground point is the
+        antenna moved by (sensor forward - antenna forward, -antenna right) in the head frame;
+        see :meth:`GpsTrack.locate` for the heading and an unknown one.
+        """
+        ant_forward_m, ant_right_m = self.gps_antenna_m
+        forward_m = (0.0 if sensor is None else self.offset_m(sensor)) - ant_forward_m
+        return self.gps.locate(host_time_s, forward_m, -ant_right_m)
 
     def add_fix(self, fix: GpsFix) -> None:
         self.gps.add(fix)
@@ -256,6 +424,100 @@ class Aligner:
         return block.with_positions(head + self.offset_m(block.header.sensor))
 
 
+def _antenna_offset_m(value: Sequence[float]) -> tuple[float, float]:
+    vals = list(value)
+    if len(vals) != 2 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals
+    ):
+        raise AlignError(f"align.gps_antenna_m must be [forward_m, right_m], got {value!r}")
+    return float(vals[0]), float(vals[1])
+
+
+#: Traces per sparse product in :meth:`TrackGrid.add`: bounds the float64 copy that a
+#: whole-lane call makes (rows x (samples + 1) x 8 bytes) and keeps it in cache.
+_GRID_SLICE = 2048
+
+
+def _ring(ring: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rows of cells [lo, hi) of a ring buffer: a view unless the range wraps."""
+    a, n = lo % len(ring), max(hi - lo, 0)
+    if a + n <= len(ring):
+        return ring[a : a + n]
+    return ring[np.arange(lo, hi) % len(ring)]
+
+
+def _ring_put(ring: np.ndarray, lo: int, hi: int, value: np.ndarray | int) -> None:
+    """``_ring(ring, lo, hi)[:] = value``, also when the range wraps."""
+    a, n = lo % len(ring), max(hi - lo, 0)
+    if a + n <= len(ring):
+        ring[a : a + n] = value
+    else:
+        ring[np.arange(lo, hi) % len(ring)] = value
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, run_keys, bounds)``: ``keys[order]`` in runs of equal key, ``run_keys[j]``
+    filling ``order[bounds[j]:bounds[j + 1]]``; the input order is kept within a run."""
+    if keys.size > 1 and bool((keys[1:] < keys[:-1]).any()):
+        order = np.argsort(keys, kind="stable")
+    else:
+        order = np.arange(keys.size)
+    ordered = keys[order]
+    starts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    bounds = np.concatenate(([0], starts, [keys.size]))
+    return order, ordered[bounds[:-1]], bounds
+
+
+def _scatter_add(
+    sums: np.ndarray, tsum: np.ndarray, cnt: np.ndarray,
+    cells: np.ndarray, rows: np.ndarray, data: np.ndarray, times: np.ndarray,
+) -> None:  # fmt: skip
+    """Trace ``rows[i]`` into the ring slot of ``cells[i]``, in order, as np.add.at would.
+
+    One sparse 0/1 product: matrix row j takes slot j's running sums, then its traces in
+    input order, so each slot gets the same float64 additions in the same order as the
+    trace-by-trace loop, bit for bit (``s += a; s += b`` is not ``s += a + b``). Cells a
+    ring apart (only after a jump) share a slot, as they do in the loop. Rows of ``data``
+    not in ``rows`` are never read.
+    """
+    order, slots, bounds = _runs(cells % cnt.size)
+    k = slots.size
+    stack = np.empty((k + len(data), sums.shape[1] + 1))
+    stack[:k, :-1] = sums[slots]
+    stack[:k, -1] = tsum[slots]
+    stack[k:, :-1] = data
+    stack[k:, -1] = times
+    indices = np.insert(k + rows[order], bounds[:-1], np.arange(k))
+    indptr = bounds + np.arange(k + 1)
+    pick = scipy.sparse.csr_array(
+        (np.ones(indices.size), indices, indptr), shape=(k, stack.shape[0])
+    )
+    out = pick @ stack
+    sums[slots] = out[:, :-1]
+    tsum[slots] = out[:, -1]
+    cnt[slots] += np.diff(bounds)
+
+
+def _interp_rows(values: np.ndarray, known: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Rows ``at`` of ``values`` linear between the nearest ``known`` rows either side (each
+    ``at`` strictly inside), with np.interp's formula and NaN fallback per column, so the
+    result is bitwise that of np.interp column by column."""
+    right = np.searchsorted(known, at)
+    x0, x1 = known[right - 1], known[right]
+    y0, slope = values[x0], values[x1]
+    with np.errstate(invalid="ignore"):  # inf data: NaN handled below, as np.interp does
+        slope -= y0
+        slope /= (x1 - x0)[:, None]
+        out = slope * (at - x0)[:, None]
+        out += y0
+        nan = np.isnan(out)
+        if nan.any():
+            y1 = values[x1]
+            out = np.where(nan, slope * (at - x1)[:, None] + y1, out)
+            out = np.where(np.isnan(out) & (y0 == y1), y0, out)
+    return out
+
+
 class TrackGrid:
     """One sensor's traces averaged into cells ``i * grid_m`` along the track, streaming.
 
@@ -266,6 +528,7 @@ class TrackGrid:
     they stay invalid (a short gap right below the open cell stays open with it, so the
     fill uses the cell's final mean). Data behind the final edge (the head backing up) is
     not re-gridded and is counted in ``n_behind``. Memory is a ring of ``capacity`` cells.
+    Sums are float64, added trace by trace in arrival order whatever the chunking.
     """
 
     def __init__(self, grid_m: float, capacity: int = 2048, max_fill_cells: int = 5) -> None:
@@ -285,49 +548,53 @@ class TrackGrid:
         self.n_behind = 0
         self.n_jumps = 0
 
-    def _reset_at(self, idx: int) -> None:
-        self._cnt[:] = 0
-        self._tsum[:] = 0.0
-        self._valid[:] = False
-        if self._sum is not None:
-            self._sum[:] = 0.0
+    def _reset_at(self, idx: int, width: int) -> None:
+        """Start over at cell ``idx`` with empty rings; new ``np.zeros`` (not zeroing in place)
+        touch only the pages used, which matters for the whole-lane rings of training."""
+        self._sum = np.zeros((self.capacity, width), dtype=np.float64)
+        self._cnt = np.zeros(self.capacity, dtype=np.int64)
+        self._tsum = np.zeros(self.capacity, dtype=np.float64)
+        self._valid = np.zeros(self.capacity, dtype=bool)
         self.final_end = idx
         self.max_seen = idx
         self.first_cell = idx
 
     def add(self, data: np.ndarray, position_m: np.ndarray, host_time_s: np.ndarray) -> None:
+        """Sum traces (rows of ``data``) into their cells; NaN positions are skipped."""
         pos = np.asarray(position_m, dtype=np.float64)
+        data = np.asarray(data)
+        times = np.asarray(host_time_s, dtype=np.float64)
+        if not len(data) == len(times) == len(pos):
+            raise AlignError(f"{len(data)} traces, {len(pos)} positions, {len(times)} times")
         ok = np.isfinite(pos)
         if not ok.any():
             return
-        data = np.asarray(data)[ok]
-        times = np.asarray(host_time_s, dtype=np.float64)[ok]
-        idx = np.rint(pos[ok] / self.grid_m).astype(np.int64)
-        if self._sum is None:
-            self._sum = np.zeros((self.capacity, data.shape[1]), dtype=np.float64)
-        if self.final_end is None:
-            self._reset_at(int(idx[0]))
+        cell = np.rint(np.where(ok, pos, 0.0) / self.grid_m).astype(np.int64)
+        idx = cell[ok]
+        if self._sum is None or self.final_end is None:
+            self._reset_at(int(idx[0]), data.shape[1])
+        assert self._sum is not None
         assert self.final_end is not None and self.max_seen is not None
         if abs(int(idx.max()) - self.final_end) >= self.capacity // 2:
             self.n_jumps += 1
-            self._reset_at(int(idx[-1]))
+            self._reset_at(int(idx[-1]), self._sum.shape[1])
         keep = idx >= self.final_end
         self.n_behind += int((~keep).sum())
         if not keep.any():
             return
-        idx, data, times = idx[keep], data[keep], times[keep]
-        top = int(idx.max())
+        top = int(idx[keep].max())
         if top > self.max_seen:
-            fresh = np.arange(self.max_seen + 1, top + 1) % self.capacity
-            self._sum[fresh] = 0.0
-            self._cnt[fresh] = 0
-            self._tsum[fresh] = 0.0
-            self._valid[fresh] = False
+            for ring in (self._sum, self._cnt, self._tsum, self._valid):
+                _ring_put(ring, self.max_seen + 1, top + 1, 0)
             self.max_seen = top
-        slot = idx % self.capacity
-        np.add.at(self._sum, slot, data)
-        np.add.at(self._cnt, slot, 1)
-        np.add.at(self._tsum, slot, times)
+        use = ok.copy()
+        use[ok] = keep
+        for a in range(0, len(pos), _GRID_SLICE):
+            part = slice(a, a + _GRID_SLICE)
+            rows = np.flatnonzero(use[part])
+            if rows.size:
+                rings = (self._sum, self._tsum, self._cnt)
+                _scatter_add(*rings, cell[part][rows], rows, data[part], times[part])
 
     def finalize(self) -> tuple[int, int]:
         """Close the cells the sensor has passed; return the newly final [lo, hi) cell range."""
@@ -336,21 +603,15 @@ class TrackGrid:
         lo, hi = self.final_end, self.max_seen  # cell max_seen may still get traces
         if hi <= lo:
             return (lo, lo)
-        # Interpolate from the last final cell (if any) through to the open cell.
+        # Interpolate from the last final cell (if any) through to the open cell. A final
+        # cell holds its mean with count 1 and an empty cell zeros, so every cell's value is
+        # sum / max(count, 1).
         ext_lo = lo - 1 if self._valid[(lo - 1) % self.capacity] else lo
-        cells = np.arange(ext_lo, hi + 1)
-        slots = cells % self.capacity
-        cnt = self._cnt[slots]
+        cnt = _ring(self._cnt, ext_lo, hi + 1)
         have = cnt > 0
-        if ext_lo < lo:
-            have[0] = True
-            values = self._sum[slots].copy()
-            values[1:][have[1:]] /= cnt[1:][have[1:], None]
-        else:
-            values = np.where(have[:, None], self._sum[slots] / np.maximum(cnt, 1)[:, None], 0.0)
-        tvals = self._tsum[slots] / np.maximum(cnt, 1)
-        if ext_lo < lo:
-            tvals[0] = self._tsum[slots[0]]
+        div = np.maximum(cnt, 1)
+        values = _ring(self._sum, ext_lo, hi + 1) / div[:, None]
+        tvals = _ring(self._tsum, ext_lo, hi + 1) / div
         valid = have.copy()
         if have.sum() >= 2 and not have.all():
             known = np.flatnonzero(have)
@@ -360,10 +621,10 @@ class TrackGrid:
             gap = np.zeros(len(missing), dtype=np.int64)
             gap[inner] = known[right[inner]] - known[right[inner] - 1] - 1
             fill = inner & (gap <= self.max_fill_cells)
-            for col in range(values.shape[1]):
-                values[missing[fill], col] = np.interp(missing[fill], known, values[known, col])
-            tvals[missing[fill]] = np.interp(missing[fill], known, tvals[known])
-            valid[missing[fill]] = True
+            at = missing[fill]
+            values[at] = _interp_rows(values, known, at)
+            tvals[at] = np.interp(at, known, tvals[known])
+            valid[at] = True
         tvals[~valid] = np.nan
         # Empty cells just below the open cell are filled towards its mean, which changes
         # while traces still land there: keep them open until it is final (so any chunking
@@ -374,11 +635,10 @@ class TrackGrid:
             if trailing <= self.max_fill_cells:
                 hi -= trailing
         out = slice(lo - ext_lo, hi - ext_lo)
-        out_slots = slots[out]
-        self._sum[out_slots] = values[out]
-        self._cnt[out_slots] = 1
-        self._tsum[out_slots] = tvals[out]
-        self._valid[out_slots] = valid[out]
+        _ring_put(self._sum, lo, hi, values[out])
+        _ring_put(self._cnt, lo, hi, 1)
+        _ring_put(self._tsum, lo, hi, tvals[out])
+        _ring_put(self._valid, lo, hi, valid[out])
         self.final_end = hi
         return (lo, hi)
 
@@ -388,11 +648,10 @@ class TrackGrid:
             raise AlignError(f"cells [{lo}, {hi}) are not final yet")
         if hi - lo > self.capacity // 2 or lo < self.final_end - self.capacity // 2:
             raise AlignError(f"cells [{lo}, {hi}) are no longer held")
-        slots = np.arange(lo, hi) % self.capacity
         return (
-            self._sum[slots].astype(np.float32),
-            self._valid[slots].copy(),
-            self._tsum[slots].copy(),
+            _ring(self._sum, lo, hi).astype(np.float32),
+            _ring(self._valid, lo, hi).copy(),
+            _ring(self._tsum, lo, hi).copy(),
         )
 
     def position_of(self, cell: int | np.ndarray) -> np.ndarray:

@@ -177,6 +177,7 @@ RULES: list[Rule] = [
     Rule("run.record", bool),
     Rule("input.path", str, nullable=True),
     Rule("input.trace_spacing_m", _NUM, 0, lo_open=True, nullable=True),
+    Rule("input.channel", int, 0),
     Rule(
         "input.format",
         str,
@@ -234,6 +235,7 @@ RULES: list[Rule] = [
     Rule("align.speed_m_s", _NUM, 0, lo_open=True, nullable=True),
     Rule("align.stride_cells", int, 1, 64),
     Rule("align.offsets_m.*", _NUM, -5, 5),
+    Rule("align.gps_antenna_m", list, check=lambda v: _lever_arm_error(v)),
     Rule("run.needed_sensors", list, nullable=True),
     Rule("run.threads", int, 1, 64),
     Rule("model.name", str),
@@ -250,6 +252,7 @@ RULES: list[Rule] = [
     Rule("train.noise", _NUM, 0, 10),
     Rule("train.workers", int, 0, 64),
     Rule("train.threads", int, 0, 256),
+    Rule("train.device", str, check=lambda v: _device_error(v)),
     Rule("train.lanes", int, 1),
     Rule("train.val_lanes", int, 1),
     Rule("train.cal_lanes", int, 1),
@@ -275,6 +278,12 @@ RULES: list[Rule] = [
     Rule("window.emi_channels", int, 1, 64),
     Rule("window.halo_m", _NUM, 0, 2),
     Rule("window.guard_m", _NUM, 0, 2),
+    Rule("sim.odometer.enabled", bool),
+    Rule("sim.odometer.scale_sigma", _NUM, 0, 0.1),
+    Rule("sim.odometer.slip_per_m", _NUM, 0, 100),
+    Rule("sim.odometer.slip_length_m", _NUM, 0, 10),
+    Rule("sim.odometer.slip_fraction", _NUM, -1, 1),
+    Rule("sim.odometer.tick_m", _NUM, 0, 0.1),
     Rule("sim.*_m", _NUM, nullable=True),
     Rule("evaluate.detectors", list),
     Rule("evaluate.lanes", str, nullable=True),
@@ -327,6 +336,22 @@ def _sim_names_error(names: Any, what: str) -> str | None:
     if not names:
         return f"sim.{what} must name at least one"
     return f"unknown soil {bad[0]!r}; available: {', '.join(SOILS)}" if bad else None
+
+
+def _device_error(name: str) -> str | None:
+    n = name.strip().lower()
+    if n in ("auto", "cpu", "cuda") or (n.startswith("cuda:") and n[5:].isdigit()):
+        return None
+    return "expected auto, cpu, cuda or cuda:N"
+
+
+def _lever_arm_error(value: Any) -> str | None:
+    """[forward_m, right_m], each a finite number within 5 m (like align.offsets_m)."""
+    ok = len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= 5
+        for v in value
+    )
+    return None if ok else "expected [forward_m, right_m], two numbers in [-5, 5]"
 
 
 def _dsp_chain_error(steps: Any, sensor: str) -> str | None:

@@ -7,12 +7,17 @@ behind it miss different strips of ground when each fails.
 
 Ground later passed again by a working sensor counts as covered (the operator went
 back over it). Everything is in along-track metres, in the same frame as alarms.
+
+Coverage behind the head becomes *final* once nothing can change it any more
+(:meth:`CoverageTracker.take_final`): the recorder appends it to the session as the run
+goes, so a killed session still holds its coverage up to nearly the last flush.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -55,6 +60,35 @@ def total_m(intervals: Iterable[Interval]) -> float:
     return float(sum(b - a for a, b in merge(intervals)))
 
 
+def clip_below(intervals: Iterable[Interval], floor_m: float) -> list[Interval]:
+    """``intervals`` restricted to ``[floor_m, inf)``, merged."""
+    return [(max(a, floor_m), b) for a, b in merge(intervals) if b > floor_m]
+
+
+def _append_in_order(merged: list[Interval], iv: Interval) -> None:
+    """Append ``iv`` to sorted, merged ``merged`` (``iv`` starts at or after its last start)."""
+    if merged and iv[0] <= merged[-1][1]:
+        merged[-1] = (merged[-1][0], max(merged[-1][1], iv[1]))
+    else:
+        merged.append(iv)
+
+
+@dataclass(frozen=True)
+class FinalCoverage:
+    """Coverage that became final since the previous :meth:`CoverageTracker.take_final`.
+
+    ``segments`` are whole segments (as :meth:`CoverageTracker.segments` gives them) that
+    will not change any more, in track order. ``final_to_m``: nothing below it changes any
+    more (``inf`` at the end of the run). ``open_segment`` is the segment that reaches
+    ``final_to_m`` and may still grow beyond it: its ``status`` and ``missing`` are final over
+    ``[start_m, end_m)`` with ``end_m = final_to_m``; None when no passed ground is open.
+    """
+
+    segments: list[dict[str, Any]]
+    final_to_m: float
+    open_segment: dict[str, Any] | None
+
+
 class CoverageTracker:
     """Ground passed with / without each needed sensor working.
 
@@ -83,6 +117,16 @@ class CoverageTracker:
         #: distance walked, per sensor, on the head positions its own blocks carry
         self._dist_m: dict[str, float] = {}
         self._dist_last: dict[str, float] = {}
+        #: segments handed out by take_final, and per sensor the not-covered ground in them
+        self._final: list[dict[str, Any]] = []
+        self._final_nc: dict[str, list[Interval]] = {s: [] for s in self.needed}
+        #: ground below this has been handed out as final: later additions there are dropped
+        self.floor_m = -math.inf
+
+    def _add(self, kind: dict[str, list[Interval]], sensor: str, a: float, b: float) -> None:
+        lo, hi = min(a, b), max(a, b)
+        if hi > self.floor_m:
+            kind[sensor].append((max(lo, self.floor_m), hi))
 
     def add_data(
         self,
@@ -114,9 +158,8 @@ class CoverageTracker:
             pos = np.concatenate([[last], pos])  # join consecutive blocks
         breaks = np.flatnonzero(np.abs(np.diff(pos)) > max_gap_m) + 1
         for run in np.split(pos, breaks):
-            self._covered[sensor].append(
-                (float(run.min()) - footprint_m, float(run.max()) + footprint_m)
-            )
+            lo, hi = float(run.min()) - footprint_m, float(run.max()) + footprint_m
+            self._add(self._covered, sensor, lo, hi)
         self._compact()
 
     def head_passed(self, head_position_m: np.ndarray, sensor: str | None = None) -> None:
@@ -143,7 +186,7 @@ class CoverageTracker:
         self._last_head_seen = float(pos[-1])
         for s in self._data_driven:
             off = self.offsets_m[s]
-            self._missed[s].append((lo + off, hi + off))
+            self._add(self._missed, s, lo + off, hi + off)
         self._compact()
 
     def update(
@@ -162,15 +205,14 @@ class CoverageTracker:
                 self._polled_distance_m += abs(b - a)
                 for s in self.needed:
                     off = self.offsets_m[s]
-                    seg = (a + off, b + off)
                     if s in self._data_driven:
                         # Passed: covered only where its data lies (a gap in the data is
                         # not covered even if no FAULT was declared, e.g. in a recording).
-                        self._missed[s].append(seg)
+                        self._add(self._missed, s, a + off, b + off)
                     elif prev_states.get(s, SensorState.FAULT) == SensorState.FAULT:
-                        self._missed[s].append(seg)
+                        self._add(self._missed, s, a + off, b + off)
                     else:
-                        self._covered[s].append(seg)
+                        self._add(self._covered, s, a + off, b + off)
                 self._compact()
         elif not math.isfinite(head_position_m) and math.isfinite(self._last_time):
             dt = max(0.0, time_s - self._last_time)
@@ -185,7 +227,7 @@ class CoverageTracker:
                     # A stall is declared only after a timeout: the ground from the
                     # sensor's last data up to here was passed without it, too.
                     here = head_position_m + self.offsets_m[s]
-                    self._missed[s].append((min(last, here), max(last, here)))
+                    self._add(self._missed, s, last, here)
             self._last_pos = head_position_m
         self._last_time = time_s
         self._last_states = dict(states)
@@ -202,12 +244,16 @@ class CoverageTracker:
                 if len(lst) > 64:
                     d[s] = merge(lst)
 
+    def _open_not_covered(self, sensor: str) -> list[Interval]:
+        return subtract(self._missed[sensor], self._covered[sensor])
+
     def not_covered(self, sensor: str | None = None) -> list[Interval]:
         """Ground not covered by ``sensor`` (or by any needed sensor when None)."""
         sensors = self.needed if sensor is None else (sensor,)
         out: list[Interval] = []
         for s in sensors:
-            out.extend(subtract(self._missed[s], self._covered[s]))
+            out.extend(self._final_nc[s])
+            out.extend(self._open_not_covered(s))
         return merge(out)
 
     def not_covered_m(self) -> float:
@@ -217,10 +263,15 @@ class CoverageTracker:
         """The track as consecutive segments ``{start_m, end_m, status, missing}``.
 
         ``status`` is ``covered`` or ``not_covered``; ``missing`` names the needed
-        sensors that did not cover that stretch.
+        sensors that did not cover that stretch. The segments already handed out as final
+        come first, unchanged; the rest is computed from the ground still open.
         """
+        final = [{**seg, "missing": list(seg["missing"])} for seg in self._final]
+        return final + self._open_segments()
+
+    def _open_segments(self) -> list[dict[str, Any]]:
         passed = merge([iv for s in self.needed for iv in (*self._covered[s], *self._missed[s])])
-        per_sensor = {s: self.not_covered(s) for s in self.needed}
+        per_sensor = {s: self._open_not_covered(s) for s in self.needed}
         cuts = sorted(
             {x for iv in passed for x in iv}
             | {x for ivs in per_sensor.values() for iv in ivs for x in iv}
@@ -244,6 +295,77 @@ class CoverageTracker:
             else:
                 out.append({"start_m": a, "end_m": b, "status": status, "missing": missing})
         return out
+
+    # -- final coverage ---------------------------------------------------------------
+    def _head_frontier_m(self) -> float:
+        """Lowest head position from which ground can still be passed for the first time.
+
+        The polled head position and the newest head position of each sensor's blocks,
+        leaving out sensors in FAULT (a stalled stream must not hold coverage back; data it
+        delivers late lands on ground already passed). Assumes the head moves forwards:
+        ground first reached by backing up behind :attr:`floor_m` is not recorded."""
+        heads = [self._last_pos] + [
+            x
+            for s, x in self._dist_last.items()
+            if self._last_states.get(s, SensorState.OK) != SensorState.FAULT
+        ]
+        finite = [x for x in heads if math.isfinite(x)]
+        return min(finite) if finite else -math.inf
+
+    def final_m(self, scored_to_m: float) -> float:
+        """Position below which coverage cannot change any more.
+
+        ``scored_to_m``: every window centre below it has been scored or skipped for good
+        (the end of the ground the newest scored centre stands for), so no scored window
+        adds covered ground below it. No sensor's footprint reaches new ground below the
+        head frontier plus the smallest sensor offset.
+        """
+        offset_m = min(self.offsets_m.values(), default=0.0)
+        return max(self.floor_m, min(scored_to_m, self._head_frontier_m() + offset_m))
+
+    def take_final(self, scored_to_m: float) -> FinalCoverage | None:
+        """Hand out the coverage that became final since the last call (None: nothing new).
+
+        The whole segments that end below :meth:`final_m` are moved out of the open
+        intervals (so each call works on the open ground only), and later additions below
+        ``final_m`` are dropped: what was handed out is never contradicted, and
+        :meth:`segments` at the end starts with exactly these segments.
+        """
+        final_m = self.final_m(scored_to_m)
+        if not final_m > self.floor_m:
+            return None
+        return self._settle(final_m)
+
+    def take_rest(self) -> FinalCoverage:
+        """End of the run: everything still open becomes final (``final_to_m`` = inf)."""
+        return self._settle(math.inf)
+
+    def _settle(self, final_m: float) -> FinalCoverage:
+        segs = self._open_segments()
+        n = 0
+        while n < len(segs) and self._ends_before(segs[n]["end_m"], final_m):
+            n += 1
+        done, rest = segs[:n], segs[n:]
+        opened = rest[0] if rest and rest[0]["start_m"] < final_m else None
+        self._final.extend(done)
+        for seg in done:
+            for s in seg["missing"]:
+                _append_in_order(self._final_nc[s], (seg["start_m"], seg["end_m"]))
+        cut_m = opened["start_m"] if opened is not None else final_m
+        for d in (self._covered, self._missed):
+            for s, lst in d.items():
+                d[s] = clip_below(lst, cut_m)
+        self.floor_m = final_m
+        if opened is not None:
+            opened = {**opened, "end_m": final_m}
+        handed = [{**seg, "missing": list(seg["missing"])} for seg in done]
+        return FinalCoverage(handed, final_m, opened)
+
+    @staticmethod
+    def _ends_before(end_m: float, final_m: float) -> bool:
+        """A segment ending this far below ``final_m`` cannot be joined by later ground
+        (:meth:`segments` joins segments whose ends are within ``math.isclose``)."""
+        return end_m < final_m and not math.isclose(end_m, final_m, rel_tol=1e-6, abs_tol=1e-6)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -45,7 +45,7 @@ from detect.blocks import (
     SensorState,
     coalesce,
 )
-from detect.coverage import CoverageTracker
+from detect.coverage import CoverageTracker, FinalCoverage
 from detect.errors import EXIT_USAGE, TaskError
 from detect.sinks.display import Display, PlainDisplay, Status, make_display, summary_lines
 from detect.sinks.export import AlarmJsonl, result_dict, write_all
@@ -289,12 +289,27 @@ class SafeRecorder:
         self._guard("flush", self.writer.flush)
 
     def write_coverage(self, segments: Sequence[Mapping[str, Any]]) -> None:
+        """One row per needed sensor missing from each not-covered segment."""
         for seg in segments:
             if seg.get("status") != "not_covered":
                 continue
             for sensor in seg.get("missing", []):
                 args = (seg["start_m"], seg["end_m"], SensorState.FAULT, "not covered", sensor)
                 self._guard("coverage", partial(self.writer.write_coverage, *args))
+
+    def write_final_coverage(self, final: FinalCoverage, host_time_s: float) -> None:
+        """The segments that became final, then how far the record now reaches.
+
+        A writer without ``write_coverage_final`` (a test double) gets the rows only."""
+        self.write_coverage(final.segments)
+        mark = getattr(self.writer, "write_coverage_final", None)
+        if mark is None:
+            return
+        opened = final.open_segment
+        open_start_m = math.nan if opened is None else float(opened["start_m"])
+        missing = [] if opened is None else list(opened["missing"])
+        args = (final.final_to_m, open_start_m, missing, host_time_s)
+        self._guard("coverage", partial(mark, *args))
 
     def write_truth(self, truth: list[dict[str, Any]]) -> None:
         self._guard("truth", lambda: self.writer.write_truth(truth))
@@ -334,6 +349,9 @@ def open_recorder(
 
 class Pipeline:
     """Items in, alarms out, with health, coverage and sinks. Not thread-safe: one loop feeds it."""
+
+    #: pipeline-clock seconds between appends of final coverage to the recording
+    coverage_record_every_s = 0.5
 
     def __init__(
         self,
@@ -379,7 +397,7 @@ class Pipeline:
         self.clock = clock
         self.source_info = dict(source_info or {})
         self.grids = {s: TrackGrid(self.spec.grid_m) for s in self.model_sensors}
-        self.alarm_logic = AlarmLogic(alarm_config, aligner.gps.locate, id_prefix)
+        self.alarm_logic = AlarmLogic(alarm_config, aligner.locate, id_prefix)
         self.coverage = CoverageTracker(self.needed, aligner.offsets_m)
         self.states: dict[str, SensorState] = dict.fromkeys(self.sensors, SensorState.OK)
         self.health_snapshots: dict[str, dict[str, Any]] = {}
@@ -399,6 +417,7 @@ class Pipeline:
         self._t_start = clock()
         self._last_display_s = -math.inf
         self._last_unplaced_warn_s = -math.inf
+        self._last_coverage_record_s = -math.inf
         self._sink_errors: dict[str, str] = {}
         self.last_p = math.nan
         self.last_p_pos = math.nan
@@ -581,10 +600,14 @@ class Pipeline:
         rel = centres - lo
         patches: dict[str, np.ndarray | None] = {"gpr": None, "emi": None}
         centre_time = np.full(len(centres), np.nan)
-        for s in present:
+        #: index in ``present`` of the sensor whose trace time is the centre time (-1: none)
+        time_sensor = np.full(len(centres), -1)
+        for k, s in enumerate(present):
             rows, times = self._rows(s, lo, hi)
             patches[s] = cut(rows, rel, spec)
-            centre_time = np.where(np.isfinite(centre_time), centre_time, times[rel])
+            take = ~np.isfinite(centre_time) & np.isfinite(times[rel])
+            centre_time[take] = times[rel][take]
+            time_sensor[take] = k
         t_model = time.perf_counter()
         pred = self.scorer.predict(patches["gpr"], patches["emi"])
         self.stage_s["model"] += time.perf_counter() - t_model
@@ -621,6 +644,7 @@ class Pipeline:
                 position_m=float(positions[i]),
                 p_mine=float(p[i]),
                 host_time_s=float(centre_time[i]),
+                time_sensor=present[time_sensor[i]] if time_sensor[i] >= 0 else None,
                 class_probs=dict(zip(CLASSES, probs[i].tolist(), strict=True)),
                 depth_m=None if not math.isfinite(depth[i]) else float(depth[i]),
                 sensor_scores={k: float(v[i]) for k, v in branch.items() if math.isfinite(v[i])},
@@ -692,10 +716,40 @@ class Pipeline:
                 "odometer/GPS or set align.position_source"
             )
             self._sink("display", lambda: self.display.message(msg, loud=True))
+        self._record_coverage(now)
         if force_display or now - self._last_display_s >= 0.25:
             self._last_display_s = now
             st = self.status()
             self._sink("display", lambda: self.display.update(st))
+
+    def _scored_to_m(self) -> float:
+        """Every window centre below this has been scored or skipped for good: the end of
+        the ground the centre before the next one stands for (see :meth:`_score`), computed
+        as :meth:`_score` computes it, so that its covered ground ends exactly here."""
+        if self._next_centre is None:
+            return -math.inf
+        step_m = self.stride * self.spec.grid_m
+        return float(self._next_centre - self.stride) * self.spec.grid_m + step_m / 2
+
+    def _record_coverage(self, now: float) -> None:
+        """Append the coverage that became final to the recording (at most every
+        :attr:`coverage_record_every_s`), so a killed session keeps it."""
+        rec = self.recorder
+        if (
+            rec is None
+            or not rec.ok
+            or now - self._last_coverage_record_s < self.coverage_record_every_s
+        ):
+            return
+        self._last_coverage_record_s = now
+        final = self.coverage.take_final(self._scored_to_m())
+        if final is not None:
+            rec.write_final_coverage(final, now)
+
+    def record_coverage_rest(self) -> None:
+        """End of the run: the coverage still open is final; record it (if recording)."""
+        if self.recorder is not None and self.recorder.ok:
+            self.recorder.write_final_coverage(self.coverage.take_rest(), self.clock())
 
     def _rate_of(self, sensor: str, now: float) -> float:
         n = self.n_items.get(sensor, 0)
@@ -958,7 +1012,7 @@ def close_out(
     """Flush, close, write the alarm files; return the summary."""
     pipe.finish()
     if pipe.recorder is not None:
-        pipe.recorder.write_coverage(pipe.coverage.segments())
+        pipe.record_coverage_rest()
         if truth:
             pipe.recorder.write_truth(list(truth))
         pipe.recorder.flush()
@@ -1079,7 +1133,8 @@ def replay_task(cfg: Any) -> int:
     else:  # any GPR file format, paced at N x its trace rate
         spacing = cfg.input.get("trace_spacing_m")
         spec = {"kind": "file", "path": str(path), "format": fmt, "speed": speed,
-                "trace_spacing_m": spacing}  # fmt: skip
+                "trace_spacing_m": spacing,
+                "channel": int(cfg.input.get("channel") or 0)}  # fmt: skip
     source = _open_source(spec)
     return _live(cfg, source, f"replay-{Path(str(path)).stem}", None)
 
@@ -1088,7 +1143,11 @@ def replay_task(cfg: Any) -> int:
 
 
 def file_items(
-    path: Path, fmt: str | None, trace_spacing_m: float | None, chunk_s: float = 5.0
+    path: Path,
+    fmt: str | None,
+    trace_spacing_m: float | None,
+    chunk_s: float = 5.0,
+    channel: int = 0,
 ) -> tuple[list[Any], dict[str, Any], float | None]:
     """(items in time order, source info, trace spacing) of any recorded file."""
     from detect.io.formats import ReaderError, detect_format, read_gpr
@@ -1109,7 +1168,7 @@ def file_items(
                 info = {"source": str(path), "format": "session", **dict(rd.info)}
             return _interleave(blocks, fixes, chunk_s), info, trace_spacing_m
     try:
-        f = read_gpr(path, fmt, trace_spacing_m)
+        f = read_gpr(path, fmt, trace_spacing_m, channel=channel)
     except ReaderError as exc:
         raise TaskError(str(exc).splitlines()[0], EXIT_USAGE) from exc
     for w in f.warnings:
@@ -1167,7 +1226,8 @@ def scan_task(cfg: Any) -> int:
         raise TaskError("scan needs a FILE", EXIT_USAGE)
     path = Path(str(path))
     spacing = cfg.input.get("trace_spacing_m")
-    items, info, spacing = file_items(path, cfg.input.get("format"), spacing)
+    channel = int(cfg.input.get("channel") or 0)
+    items, info, spacing = file_items(path, cfg.input.get("format"), spacing, channel=channel)
     sensors = tuple(sorted({i.header.sensor for i in items if isinstance(i, (GprBlock, MdBlock))}))
     out_dir = _out_dir(cfg, "output", f"scan-{path.stem}")
     info = {**info, "paced": False}

@@ -6,6 +6,9 @@ below 1024, as SIR-4000 files do), then scans of ``rh_nchan`` traces of ``rh_nsa
 samples each, little-endian, 8-bit and 16-bit unsigned (zero level at mid-scale) or
 32-bit signed. Several units write the trace number and the mark word into samples 0
 and 1 of each trace: those are detected from their content, reported and replaced.
+Each channel's time zero comes from its header's ``rhf_position`` where that lies inside
+the window (:func:`header_time_zero_ns`); ``rh_zero`` is the binary zero level (or, on a
+SIR 30, repeats per sample), not a time zero.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import re
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +31,15 @@ _HEADER_FIELDS = struct.Struct("<HHHHh5fH")
 _DTYPES: dict[int, np.dtype[Any]] = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<i4")}
 _ZERO_LEVEL = {8: 128.0, 16: 32768.0, 32: 0.0}
 
-#: GSSI antenna model numbers -> nominal centre frequency (MHz), from GSSI product sheets.
+#: GSSI antenna model numbers -> nominal centre frequency (MHz), from GSSI product sheets
+#: and manuals. A suffix (``5103A``, ``4105NR``, ``62000-003``) keeps the model's frequency.
 ANTENNA_MODELS_MHZ: dict[str, float] = {
     "3101": 900.0,
     "3102": 500.0,
     "3207": 100.0,
+    "350HS": 350.0,  # GSSI 350 HS (HyperStacking) antenna, named by its frequency
+    "4105": 2000.0,  # GSSI 4105NR 2 GHz horn (readgssi issue #21, "GSSI 4105NR frequency 2GHz")
+    "42000": 2000.0,  # GSSI 42000S 2 GHz horn (readgssi pull request #34, "2 GHz Horn antenna")
     "5100": 1500.0,
     "5103": 400.0,
     "5106": 200.0,
@@ -70,6 +78,7 @@ def _parse_header(head: bytes) -> dict[str, Any]:
         "depth_m": depth_m,
         "created": _gssi_date(head[32:36]),
         "antenna": head[98:112].split(b"\x00")[0].decode("latin-1").strip(),
+        "system_code": head[113] >> 3,
         "name": head[114:126].split(b"\x00")[0].decode("latin-1").strip(),
     }
 
@@ -127,6 +136,58 @@ def antenna_mhz(name: str) -> float | None:
         if key == model or (key.startswith(model) and not key[len(model)].isdigit()):
             return ANTENNA_MODELS_MHZ[model]
     return None
+
+
+def header_time_zero_ns(position_ns: float, range_ns: float) -> float | None:
+    """Time zero within the trace from ``rhf_position`` (ns), or None where it gives none.
+
+    SIR-4000 and StructureScan Mini files store minus the time of the direct wave in the
+    window (``position = -t0``). SIR-3000 files store 0 whatever the direct wave's time, and
+    a position outside ``(-range, 0)`` cannot be a time inside the trace: neither gives one.
+    """
+    if math.isfinite(position_ns) and -range_ns < position_ns < 0:
+        return -float(position_ns)
+    return None
+
+
+def _channel_headers(path: Path, hdr: dict[str, Any], offset: int) -> list[dict[str, Any]]:
+    """Each channel's own 1024-byte header (at ``1024 * ch``), else channel 0's."""
+    nchan = int(hdr["nchan"])
+    head = read_head(path, min(offset, 1024 * nchan))
+    out = [hdr]
+    for ch in range(1, nchan):
+        chunk = head[1024 * ch : 1024 * (ch + 1)]
+        own = _parse_header(chunk) if len(chunk) == 1024 else None
+        same_layout = (
+            own is not None
+            and _plausible(own) is None
+            and all(own[k] == hdr[k] for k in ("nsamp", "bits", "nchan", "range_ns"))
+        )
+        out.append(own if same_layout and own is not None else hdr)
+    return out
+
+
+def _time_zero(ch: int, position_ns: float, range_ns: float, out: GprFile) -> float:
+    """The header's time zero of channel ``ch`` (ns; 0 = unknown), warning when unusable."""
+    t0_ns = header_time_zero_ns(position_ns, range_ns)
+    if t0_ns is None and position_ns != 0:
+        out.warnings.append(
+            f"channel {ch}: header position {position_ns:g} ns is outside the "
+            f"0-{range_ns:g} ns window: time zero not taken from the header"
+        )
+    return t0_ns or 0.0
+
+
+def _antenna(name: str, out: GprFile) -> float | None:
+    """Centre frequency (MHz) of antenna ``name``, warning once per unknown name."""
+    mhz = antenna_mhz(name)
+    warning = (
+        f"unknown antenna '{name}': not a GSSI model number we know, and the DZT header has "
+        "no frequency field, so no centre frequency is used (antenna frequency unknown)"
+    )
+    if mhz is None and warning not in out.warnings:
+        out.warnings.append(warning)
+    return mhz
 
 
 def nonsignal_rows(raw: np.ndarray) -> int:
@@ -284,9 +345,8 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         out.warnings.append(
             f"header dielectric epsr = {hdr['epsr']} (unset): depths need a velocity from elsewhere"
         )
-    out.antenna_mhz = antenna_mhz(hdr["antenna"])
-    if out.antenna_mhz is None:
-        out.warnings.append(f"unknown antenna '{hdr['antenna']}': centre frequency not known")
+    out.antenna_mhz = _antenna(hdr["antenna"], out)
+    headers = _channel_headers(path, hdr, offset)
 
     file_spacing = 1.0 / spm if math.isfinite(spm) and spm > 0 else None
     positions: np.ndarray | None = None
@@ -338,7 +398,13 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
                 f"channel {ch}: samples 0-1 hold the trace number and mark word, not signal; "
                 "replaced by sample 2"
             )
-        header = GprHeader(dt_ns=dt_ns, antenna_hz=(out.antenna_mhz or 0) * 1e6 or None, channel=ch)
+        ch_mhz = _antenna(headers[ch]["antenna"], out) if ch else out.antenna_mhz
+        header = GprHeader(
+            dt_ns=dt_ns,
+            time_zero_ns=_time_zero(ch, float(headers[ch]["position_ns"]), nsamp * dt_ns, out),
+            antenna_hz=ch_mhz * 1e6 if ch_mhz else None,
+            channel=ch,
+        )
         out.blocks.append(
             GprBlock.build(
                 data,
@@ -369,12 +435,22 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
             "antenna",
             "name",
             "created",
+            "system_code",
         )
     }
     out.meta["header_bytes"] = offset
     if "system" in dzx:
         out.meta["system"] = dzx["system"]
     return out
+
+
+def _per_channel(value: Any, nchan: int) -> list[Any]:
+    if isinstance(value, (str, int, float)):
+        return [value] * nchan
+    values = list(value)
+    if len(values) != nchan:
+        raise ValueError(f"{len(values)} per-channel values for {nchan} channel(s)")
+    return values
 
 
 def write_dzt(
@@ -385,14 +461,16 @@ def write_dzt(
     sps: float = 100.0,
     spm: float = 0.0,
     epsr: float = 6.0,
-    antenna: str = "400MHz",
+    antenna: str | Sequence[str] = "400MHz",
     rh_data: int = 1024,
     tag: int = 0x00FF,
+    position_ns: float | Sequence[float] = 0.0,
 ) -> None:
     """Write raw on-disk sample words ``(n_scans, n_channels, n_samples)`` as a DZT.
 
     Meant for synthetic test and benchmark files: only the fields this reader uses
-    are filled in.
+    are filled in. ``antenna`` and ``position_ns`` may differ per channel; each channel
+    gets its own 1024-byte header where the header has room for it.
     """
     if raw.ndim != 3:
         raise ValueError(f"raw must be (n_scans, n_channels, n_samples), got {raw.shape}")
@@ -400,25 +478,30 @@ def write_dzt(
     head_len = 1024 * rh_data if rh_data < 1024 else 1024 * nchan
     head = bytearray(head_len)
     zero = {8: 128, 16: 32768, 32: 0}[bits]
-    struct.pack_into(
-        "<HHHHh5fH",
-        head,
-        0,
-        tag,
-        rh_data,
-        nsamp,
-        bits,
-        zero - 65536 if zero > 32767 else zero,
-        sps,
-        spm,
-        0.0,
-        0.0,
-        range_ns,
-        0,
-    )
-    struct.pack_into("<H", head, 52, nchan)
-    struct.pack_into("<3f", head, 54, epsr, 0.0, 0.0)
-    head[98 : 98 + min(len(antenna), 14)] = antenna.encode("latin-1")[:14]
+    names = _per_channel(antenna, nchan)
+    positions_ns = _per_channel(position_ns, nchan)
+    for ch in range(min(nchan, head_len // 1024)):
+        base = 1024 * ch
+        struct.pack_into(
+            "<HHHHh5fH",
+            head,
+            base,
+            tag,
+            rh_data,
+            nsamp,
+            bits,
+            zero - 65536 if zero > 32767 else zero,
+            sps,
+            spm,
+            0.0,
+            float(positions_ns[ch]),
+            range_ns,
+            0,
+        )
+        struct.pack_into("<H", head, base + 52, nchan)
+        struct.pack_into("<3f", head, base + 54, epsr, 0.0, 0.0)
+        name = str(names[ch]).encode("latin-1")[:14]
+        head[base + 98 : base + 98 + len(name)] = name
     with open(path, "wb") as f:
         f.write(bytes(head))
         f.write(np.ascontiguousarray(raw, dtype=_DTYPES[bits]).tobytes())

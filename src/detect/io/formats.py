@@ -32,9 +32,11 @@ class GprFile:
     """A GPR file as read: one :class:`GprBlock` per channel plus what the header says.
 
     ``trace_spacing_m`` is None when neither the file nor the user gives it;
-    ``antenna_mhz`` is None when the antenna is not known (there is a warning).
+    ``antenna_mhz`` (of the selected channel) is None when the antenna is not known
+    (there is a warning).
     ``gps_trace`` gives, for each fix in ``gps``, the (fractional) trace index it
-    belongs to; ``marks`` are trace indices of user marks.
+    belongs to; ``marks`` are trace indices of user marks. ``channel`` is the index in
+    ``blocks`` of the channel that :attr:`block` (and so a scan or replay) uses.
     """
 
     path: Path
@@ -49,10 +51,35 @@ class GprFile:
     marks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     warnings: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    channel: int = 0
 
     @property
     def block(self) -> GprBlock:
-        return self.blocks[0]
+        return self.blocks[self.channel]
+
+    def select_channel(self, channel: int) -> None:
+        """Make ``channel`` (0-based, as ``detect info`` lists them) the one :attr:`block` is."""
+        n = self.n_channels
+        if not (0 <= channel < n):
+            raise ReaderError(
+                f"{self.path}: no channel {channel}: the file has {n} channel(s), 0 to {n - 1}"
+            )
+        self.channel = channel
+        antenna_hz = self.block.header.antenna_hz
+        self.antenna_mhz = antenna_hz / 1e6 if antenna_hz else None
+
+    def channels(self) -> list[dict[str, Any]]:
+        """One summary per channel: what ``detect info`` lists."""
+        return [
+            {
+                "channel": i,
+                "n_samples": b.n_samples,
+                "dt_ns": float(b.header.dt_ns),
+                "time_zero_ns": float(b.header.time_zero_ns),
+                "antenna_mhz": b.header.antenna_hz / 1e6 if b.header.antenna_hz else None,
+            }
+            for i, b in enumerate(self.blocks)
+        ]
 
     @property
     def n_channels(self) -> int:
@@ -87,6 +114,8 @@ class GprFile:
             "format": self.format,
             "format_reason": self.format_reason,
             "n_channels": self.n_channels,
+            "channel": self.channel,
+            "channels": self.channels(),
             "n_traces": self.n_traces,
             "n_samples": self.n_samples,
             "dt_ns": self.dt_ns,
@@ -208,11 +237,14 @@ def read_gpr(
     path: str | os.PathLike[str],
     format: str | None = None,
     trace_spacing_m: float | None = None,
+    channel: int = 0,
 ) -> GprFile:
     """Read any supported GPR file (format from content unless ``format`` forces one).
 
     ``trace_spacing_m`` is used where the file has no trace step, and overrides a
-    step the file gives (with a warning naming both).
+    step the file gives (with a warning naming both). ``channel`` selects the channel
+    of a multi-channel file that :attr:`GprFile.block` is (a one-line ``ReaderError``
+    naming the file and its channel count when it has no such channel).
     """
     from detect.io import dt1, dzt, gprmax, rd3, segy, session
 
@@ -255,6 +287,7 @@ def read_gpr(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReaderError(f"{p}: cannot read as {fmt}: {first}") from exc
     out.format_reason = reason
+    out.select_channel(channel)
     return out
 
 

@@ -13,7 +13,8 @@ from detect.io.formats import GprFile, ReaderError, read_gpr
 
 
 def load_input(cfg: DictConfig) -> GprFile:
-    """Read ``cfg.input.path`` with the configured format / trace step (TaskError on bad input)."""
+    """Read ``cfg.input.path`` with the configured format, trace step and channel
+    (TaskError on bad input)."""
     path = cfg.input.get("path")
     if not path:
         raise TaskError("no input file given (input.path)", EXIT_USAGE)
@@ -22,6 +23,7 @@ def load_input(cfg: DictConfig) -> GprFile:
             path,
             format=cfg.input.get("format"),
             trace_spacing_m=cfg.input.get("trace_spacing_m"),
+            channel=int(cfg.input.get("channel") or 0),
         )
     except ReaderError as exc:
         raise TaskError(str(exc), EXIT_USAGE) from exc
@@ -35,16 +37,39 @@ def _fmt(value: Any, unit: str = "", digits: int = 6) -> str:
     return f"{value}{unit}"
 
 
+def _time_zero(t0_ns: float) -> str:
+    return _fmt(t0_ns, " ns") if t0_ns else "0 ns (trace start, or not given)"
+
+
+def _channel_lines(g: GprFile) -> list[str]:
+    """One line per channel of a multi-channel file, the selected one marked."""
+    if g.n_channels < 2:
+        return []
+    return [
+        f"  channel {c['channel']:<7}antenna {_fmt(c['antenna_mhz'], ' MHz')}, "
+        f"time zero {_time_zero(c['time_zero_ns'])}"
+        + ("  <- input.channel" if c["channel"] == g.channel else "")
+        for c in g.channels()
+    ]
+
+
+#: session keys for ``--json`` only: the ``coverage`` line already says them in words
+_JSON_ONLY = frozenset({"coverage_record", "coverage_recorded_to_m"})
+
+
 def describe(g: GprFile) -> str:
     i = g.info()
     lines = [
         f"file             {i['path']}",
         f"format           {i['format']} ({i['format_reason']})",
-        f"channels         {i['n_channels']}",
+        f"channels         {i['n_channels']}"
+        + (f" (showing channel {i['channel']})" if i["n_channels"] > 1 else ""),
+        *_channel_lines(g),
         f"traces           {i['n_traces']}",
         f"samples/trace    {i['n_samples']}",
         f"sample interval  {_fmt(i['dt_ns'], ' ns')}",
         f"time window      {_fmt(i['window_ns'], ' ns')}",
+        f"time zero        {_time_zero(i['time_zero_ns'])}",
         f"trace spacing    {_fmt(i['trace_spacing_m'], ' m')}",
         f"antenna          {_fmt(i['antenna_mhz'], ' MHz')}",
         f"trace rate       {_fmt(i['trace_rate_hz'], ' traces/s')}",
@@ -53,7 +78,8 @@ def describe(g: GprFile) -> str:
         f"marks            {i['n_marks']}",
     ]
     for key, value in g.meta.get("session", {}).items():
-        lines.append(f"{key.replace('_', ' '):<17}{value}")
+        if key not in _JSON_ONLY:
+            lines.append(f"{key.replace('_', ' '):<17}{value}")
     lines += [f"warning          {w}" for w in i["warnings"]]
     return "\n".join(lines)
 
@@ -85,6 +111,7 @@ def _sensor_session(path: str) -> dict[str, Any] | None:
             n_fixes = len(r.gps())
             n_alarms = len(r.alarms())
             clean = r.closed_cleanly
+            coverage = r.coverage_record().info()
     except (ReaderError, OSError):
         return None
     out: dict[str, Any] = {
@@ -101,6 +128,7 @@ def _sensor_session(path: str) -> dict[str, Any] | None:
         "n_gps_fixes": n_fixes,
         "n_alarms": n_alarms,
         "closed_cleanly": clean,
+        **coverage,
         "emi_readings": 0 if emi is None else emi.n,
         "emi_channels": [] if emi is None else list(emi.header.channel_names),
         "emi_rate_hz": None if emi is None else emi.header.sample_rate_hz,
@@ -118,7 +146,8 @@ def info_task(cfg: DictConfig) -> int:
         if cfg.get("info") is not None and cfg.info.get("json"):
             print(json.dumps(_json_safe(sensor_only)))
         else:
-            print("\n".join(f"{k.replace('_', ' '):<17}{v}" for k, v in sensor_only.items()))
+            shown = {k: v for k, v in sensor_only.items() if k not in _JSON_ONLY}
+            print("\n".join(f"{k.replace('_', ' '):<17}{v}" for k, v in shown.items()))
             print("no GPR stream in this session (metal detector / GPS only)")
         return 0
     g = load_input(cfg)

@@ -24,7 +24,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from detect.blocks import (
     MdHeader,
     SensorState,
 )
+from detect.coverage import total_m
 from detect.io.formats import GprFile, ReaderError, trace_positions
 
 try:
@@ -134,6 +136,24 @@ _COVERAGE = np.dtype(
         ("host_time_s", "<f8"),
     ]
 )
+#: One row each time coverage became final (docs/recording-format.md, "/coverage_final").
+_COVERAGE_FINAL = np.dtype(
+    [
+        ("host_time_s", "<f8"),
+        ("n_rows", "<i8"),
+        ("final_to_m", "<f8"),
+        ("open_start_m", "<f8"),
+        ("open_missing", "S256"),
+    ]
+)
+
+
+def _coverage_final_fill() -> np.ndarray:
+    """Fill value of ``/coverage_final``: a row a kill left unwritten reads as invalid."""
+    fill = np.zeros((), _COVERAGE_FINAL)
+    fill["host_time_s"] = fill["final_to_m"] = fill["open_start_m"] = math.nan
+    fill["n_rows"] = -1
+    return fill
 
 
 def _s(text: str, width: int) -> bytes:
@@ -241,6 +261,15 @@ class SessionWriter:
         ):
             f.create_dataset(name, (0,), table, maxshape=(None,), chunks=(chunk,))
             self.rows[name] = 0
+        f.create_dataset(
+            "coverage_final",
+            (0,),
+            _COVERAGE_FINAL,
+            maxshape=(None,),
+            chunks=(256,),
+            fillvalue=_coverage_final_fill(),
+        )
+        self.rows["coverage_final"] = 0
         f.create_dataset("truth", (0,), "u1", maxshape=(None,), chunks=(65536,))
         self.rows["truth"] = 0
         self.flushed_rows = dict(self.rows)
@@ -382,6 +411,34 @@ class SessionWriter:
             self._maybe_flush()
         except (OSError, RuntimeError, ValueError) as exc:
             self._fail("coverage", exc)
+
+    def write_coverage_final(
+        self,
+        final_to_m: float,
+        open_start_m: float = math.nan,
+        open_missing: Sequence[str] = (),
+        host_time_s: float = math.nan,
+    ) -> None:
+        """Mark the ``/coverage`` rows written so far as the complete record of the ground
+        below ``final_to_m`` (``inf``: of the whole run), with the still open segment's
+        final part ``[open_start_m, final_to_m)`` and the sensors missing there."""
+        if self._closed:
+            if self.error is None:
+                raise RecordingError(f"session {self.path} is closed")
+            return
+        missing = _json(sorted(open_missing))
+        if len(missing) > 256:
+            raise ValueError("open coverage segment: sensor list longer than 256 bytes")
+        row = np.zeros(1, _COVERAGE_FINAL)
+        row["host_time_s"], row["n_rows"] = host_time_s, self.rows["coverage"]
+        row["final_to_m"], row["open_start_m"] = final_to_m, open_start_m
+        row["open_missing"] = missing.encode()
+        self._ensure_headroom(row.nbytes, "coverage_final")
+        try:
+            self._write_row("coverage_final", row)
+            self._maybe_flush()
+        except (OSError, RuntimeError, ValueError) as exc:
+            self._fail("coverage_final", exc)
 
     def write_truth(self, truth: list[dict[str, Any]]) -> None:
         """Ground-truth targets of the lane (appended; the reader joins every call)."""
@@ -622,8 +679,9 @@ class SessionReader:
             obj.refresh()
 
     def _datasets(self) -> Iterator[h5py.Dataset]:
-        for name in ("gps", "alarms", "health", "coverage", "truth"):
-            yield self._f[name]
+        for name in ("gps", "alarms", "health", "coverage", "coverage_final", "truth"):
+            if name in self._f:  # coverage_final: absent from older files
+                yield self._f[name]
         for g in ("gpr", "emi"):
             for name in ("data", "seq", "host_time_s", "position_m", "header", "headers", "blocks"):
                 yield self._f[g][name]
@@ -774,17 +832,41 @@ class SessionReader:
         ]
 
     def coverage(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "start_m": float(r["start_m"]),
-                "end_m": float(r["end_m"]),
-                "state": SensorState(int(r["state"])),
-                "sensor": _u(r["sensor"]),
-                "reason": _u(r["reason"]),
-                "host_time_s": float(r["host_time_s"]),
-            }
-            for r in self._f["coverage"][()]
-        ]
+        """The not-covered rows of :meth:`coverage_record` (see there for how far they reach)."""
+        return self.coverage_record().rows
+
+    def coverage_record(self) -> CoverageRecord:
+        """The coverage rows and how far they describe the track.
+
+        The last valid ``/coverage_final`` row says how many ``/coverage`` rows are final
+        and up to where; a killed session also gets the final part of its open segment
+        (rows with ``open`` True). Files written before ``/coverage_final`` existed hold
+        their coverage only after a clean close.
+        """
+        rows = [_coverage_dict(r) for r in self._f["coverage"][()]]
+        if "coverage_final" not in self._f:
+            return CoverageRecord(rows, math.inf if self.closed_cleanly else None)
+        mark = self._last_coverage_mark(len(rows))
+        if mark is None:
+            # rows written through the writer alone (no pipeline): whole after a clean close
+            return CoverageRecord(rows, math.inf if rows and self.closed_cleanly else None)
+        final_to_m = float(mark["final_to_m"])
+        kept = rows[: int(mark["n_rows"])]
+        if math.isfinite(final_to_m):
+            kept += _open_rows(mark)
+        return CoverageRecord(kept, final_to_m)
+
+    def _last_coverage_mark(self, n_rows: int) -> np.void | None:
+        """The newest ``/coverage_final`` row a kill left whole (read from the end)."""
+        ds = self._f["coverage_final"]
+        stop = int(ds.shape[0])
+        while stop > 0:
+            start = max(0, stop - 256)
+            for r in ds[start:stop][::-1]:
+                if _valid_mark(r, n_rows):
+                    return r
+            stop = start
+        return None
 
     def truth(self) -> list[dict[str, Any]]:
         raw = bytes(self._f["truth"][()])
@@ -842,6 +924,104 @@ class SessionReader:
                 yield MdBlock(header=hdr, **rows)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class CoverageRecord:
+    """A session's coverage record (:meth:`SessionReader.coverage_record`).
+
+    ``rows``: ground not covered, one dict per missing sensor and stretch (``start_m``,
+    ``end_m``, ``state``, ``sensor``, ``reason``, ``host_time_s``, ``open``: True for the
+    final part of a segment that was still open when the recording stopped).
+    ``recorded_to_m``: ``inf`` when the rows describe the whole run; a finite position when
+    they describe only the ground before it (killed session): beyond it coverage is
+    *unknown*, never clear; None when no coverage was recorded at all.
+    """
+
+    rows: list[dict[str, Any]]
+    recorded_to_m: float | None
+
+    @property
+    def state(self) -> str:
+        """``complete``, ``partial`` or ``none``."""
+        if self.recorded_to_m is None:
+            return "none"
+        return "complete" if math.isinf(self.recorded_to_m) else "partial"
+
+    @property
+    def not_covered_m(self) -> float:
+        return total_m((r["start_m"], r["end_m"]) for r in self.rows)
+
+    def summary(self) -> str:
+        """One line for ``detect info``."""
+        nc = f"{self.not_covered_m:.2f} m not covered"
+        if self.state == "complete":
+            return f"complete, {nc}"
+        rerun = "`detect scan` recomputes it from the data"
+        if self.state == "partial":
+            return (
+                f"recorded to {self.recorded_to_m:.2f} m only ({nc} before it): ground beyond "
+                f"is UNKNOWN, not clear; {rerun}"
+            )
+        return f"not recorded: UNKNOWN, not clear; {rerun}"
+
+    def info(self) -> dict[str, Any]:
+        """The keys ``detect info`` shows (``coverage_recorded_to_m`` finite or None)."""
+        to_m = self.recorded_to_m
+        return {
+            "n_coverage_gaps": len(self.rows),
+            "coverage": self.summary(),
+            "coverage_record": self.state,
+            "coverage_recorded_to_m": to_m if to_m is not None and math.isfinite(to_m) else None,
+        }
+
+
+def _coverage_dict(r: np.void) -> dict[str, Any]:
+    return {
+        "start_m": float(r["start_m"]),
+        "end_m": float(r["end_m"]),
+        "state": SensorState(int(r["state"])),
+        "sensor": _u(r["sensor"]),
+        "reason": _u(r["reason"]),
+        "host_time_s": float(r["host_time_s"]),
+        "open": False,
+    }
+
+
+def _open_missing(r: np.void) -> list[str] | None:
+    try:
+        missing = json.loads(_u(r["open_missing"]) or "[]")
+    except json.JSONDecodeError:
+        return None
+    return [str(m) for m in missing] if isinstance(missing, list) else None
+
+
+def _valid_mark(r: np.void, n_rows: int) -> bool:
+    """A ``/coverage_final`` row written whole, whose rows a kill left in ``/coverage``."""
+    return (
+        not math.isnan(float(r["final_to_m"]))
+        and 0 <= int(r["n_rows"]) <= n_rows
+        and _open_missing(r) is not None
+    )
+
+
+def _open_rows(mark: np.void) -> list[dict[str, Any]]:
+    """The final part of the segment still open at ``mark``: one row per missing sensor."""
+    start_m, end_m = float(mark["open_start_m"]), float(mark["final_to_m"])
+    if not start_m < end_m:
+        return []
+    return [
+        {
+            "start_m": start_m,
+            "end_m": end_m,
+            "state": SensorState.FAULT,
+            "sensor": sensor,
+            "reason": "not covered",
+            "host_time_s": float(mark["host_time_s"]),
+            "open": True,
+        }
+        for sensor in _open_missing(mark) or []
+    ]
+
+
 def read_session_gpr(path: Path, trace_spacing_m: float | None = None) -> GprFile:
     """A session's GPR stream as a :class:`GprFile` (for ``detect info`` / ``convert``)."""
     with SessionReader(path) as r:
@@ -858,7 +1038,7 @@ def read_session_gpr(path: Path, trace_spacing_m: float | None = None) -> GprFil
             "emi_channels": list(emi_headers[0].channel_names) if emi_headers else [],
             "n_alarms": int(r._f["alarms"].shape[0]),
             "n_health_events": int(r._f["health"].shape[0]),
-            "n_coverage_gaps": int(r._f["coverage"].shape[0]),
+            **r.coverage_record().info(),
             "n_truth_targets": len(r.truth()),
         }
     if block is None:

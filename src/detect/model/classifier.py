@@ -10,6 +10,7 @@ absent (e.g. a sensor in FAULT), and the corresponding branch score is NaN.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from detect.model.card import (
 )
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
 from detect.windows import WindowSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,34 @@ def save_model(directory: Path, model: CalibratedNet, card: Mapping[str, Any]) -
     return write_card(directory, full)
 
 
+def inference_device(name: str) -> str:
+    """``model.device``: cpu, cuda, or auto (a CUDA GPU when PyTorch sees one).
+
+    An operator's laptop without a GPU still scores: ``cuda`` there falls back to the CPU
+    with a warning rather than leaving the pipeline without its model.
+    """
+    want = name.strip().lower()
+    has_cuda = torch.cuda.is_available()
+    if want == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if want == "cuda" and not has_cuda:
+        log.warning("model.device=cuda but PyTorch sees no CUDA GPU: scoring on the CPU")
+        return "cpu"
+    return want
+
+
 class Classifier:
     """A loaded model: ``predict(gpr, emi)`` on batches of windows."""
 
-    def __init__(self, model: CalibratedNet, card: Mapping[str, Any], name: str = "") -> None:
-        self.model = model.eval()
+    def __init__(
+        self,
+        model: CalibratedNet,
+        card: Mapping[str, Any],
+        name: str = "",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
         self.card = dict(card)
         self.name = name or str(card.get("name", ""))
         self.spec = WindowSpec.from_mapping(self.card["preprocessing"]["window"])
@@ -117,7 +143,8 @@ class Classifier:
                 f"{directory}: weights do not fit the card's network "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
-        return cls(model, card, name)
+        device = inference_device(str(cfg.model.get("device", "cpu"))) if cfg is not None else "cpu"
+        return cls(model, card, name, device)
 
     def check_preprocessing(self, cfg: Any) -> None:
         check_preprocessing(self.card, preprocessing_from_cfg(cfg), self.name)
@@ -176,12 +203,12 @@ class Classifier:
         with torch.inference_mode():
             for i in range(0, max(n, 1), batch_size):
                 res = self.model(
-                    torch.from_numpy(gpr[i : i + batch_size]),
-                    torch.from_numpy(emi[i : i + batch_size]),
-                    torch.from_numpy(present[i : i + batch_size]),
+                    torch.from_numpy(gpr[i : i + batch_size]).to(self.device),
+                    torch.from_numpy(emi[i : i + batch_size]).to(self.device),
+                    torch.from_numpy(present[i : i + batch_size]).to(self.device),
                 )
                 for acc, r in zip(outs, res, strict=True):
-                    acc.append(r.numpy())
+                    acc.append(r.cpu().numpy())
         p_mine, probs, depth, p_gpr, p_emi = (np.concatenate(o) for o in outs)
         used = present.astype(bool)
         none = np.logical_not(used.any(axis=1))

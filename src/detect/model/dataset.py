@@ -243,6 +243,9 @@ def simulate_recipe_lane(r: LaneRecipe) -> RecipeLane:
 
     rng = np.random.default_rng([r.seed, r.lane_id, 7])
     sim = dict(r.sim)
+    # positions and labels stay in one frame: the wheel's scale error is modelled by
+    # stretch_jitter, which moves both; the simulator's odometer would move only the data
+    sim["odometer"] = {"enabled": False}
     if r.soils:
         sim["soils"] = [r.soils[int(rng.integers(len(r.soils)))]]
     if r.wavelet_jitter > 0:
@@ -345,17 +348,23 @@ def session_windows(
     stride: int = 1,
     lane_id: int = 0,
 ) -> WindowSet:
-    """Windows of a labelled recording (a session file with a ground-truth table).
+    """Windows of a labelled recording.
 
+    The ground truth is the session's own table (``detect simulate`` writes one) or, for a
+    field recording, a truth CSV beside it, found as ``detect evaluate`` finds it:
+    ``<file>.truth.csv`` or ``<stem>_truth.csv`` (columns as ``detect.evaluate.TRUTH_COLUMNS``).
     Sensor offsets: the recording's own (``info.emi_offset_m`` from ``detect simulate``, or
     the ``align.offsets_m`` it was recorded with), else ``offsets_m``.
     """
     from detect.io.session import SessionReader
 
     reader = SessionReader(path)
-    truth = reader.truth()
+    truth = reader.truth() or _truth_beside(Path(path))
     if not truth:
-        raise ValueError(f"{path}: no ground-truth table; only labelled recordings can train")
+        raise ValueError(
+            f"{path}: no ground-truth table in the file and no {Path(path).stem}_truth.csv "
+            "beside it; only labelled recordings can train"
+        )
     offsets = dict(offsets_m)
     recorded = (reader.config.get("align") or {}).get("offsets_m") or {}
     offsets.update({str(k): float(v) for k, v in recorded.items()})
@@ -365,3 +374,21 @@ def session_windows(
     return lane_windows(
         reader.gpr(), reader.emi(), truth, dsp, offsets, spec, stride, lane_id, soil
     )
+
+
+_TRUTH_NUMBERS = ("x_m", "y_m", "depth_m", "size_m", "metal_mass_g")
+
+
+def _truth_beside(path: Path) -> list[dict[str, Any]]:
+    """The truth CSV next to a recording, checked and with its numbers as floats ([] if none)."""
+    from detect.evaluate import _truth_for
+
+    rows = _truth_for(path, None) or []
+    out = []
+    for row in rows:
+        typed: dict[str, Any] = dict(row)
+        for key in _TRUTH_NUMBERS:
+            v = row.get(key)
+            typed[key] = math.nan if v is None or v == "" else float(v)
+        out.append(typed)
+    return out

@@ -56,6 +56,7 @@ class TrainSettings:
     seed: int = 0
     threads: int = 0
     progress: bool = True
+    device: str = "cpu"
 
     @classmethod
     def from_mapping(cls, node: Mapping[str, Any]) -> TrainSettings:
@@ -80,12 +81,38 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed_from_env() -> bool:
-    """Join the process group torchrun describes (WORLD_SIZE > 1); return whether we did."""
+def resolve_device(name: str) -> torch.device:
+    """``train.device``: ``auto`` (a CUDA GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Under torchrun a bare ``cuda``/``auto`` means this rank's GPU, ``cuda:$LOCAL_RANK``.
+    """
+    name = str(name).strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"train.device={name}: this PyTorch sees no CUDA GPU (use cpu or auto)")
+    index = int(name[5:]) if ":" in name else int(os.environ.get("LOCAL_RANK", "0"))
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"train.device={name}: only {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device("cuda", index)
+
+
+def init_distributed_from_env(device: torch.device | None = None) -> bool:
+    """Join the process group torchrun describes (WORLD_SIZE > 1); return whether we did.
+
+    NCCL when this rank trains on a GPU, gloo on the CPU: NCCL cannot reduce CPU tensors.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
+    on_gpu = device is not None and device.type == "cuda"
+    if on_gpu:
+        assert device is not None
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if on_gpu else "gloo")
     return True
 
 
@@ -200,9 +227,7 @@ def loss_terms(
 ) -> tuple[Tensor, Tensor]:
     """(total loss, mine BCE) for a batch."""
     mine_logit, class_logits, depth_m, gpr_logit, emi_logit = out
-    threat = torch.zeros(len(CLASSES), dtype=torch.bool)
-    for i, c in enumerate(CLASSES):
-        threat[i] = c in ("ap_mine", "at_mine", "uxo")
+    threat = torch.tensor([c in ("ap_mine", "at_mine", "uxo") for c in CLASSES], device=cls.device)
     y = threat[cls].float()
     bce = nn.functional.binary_cross_entropy_with_logits(mine_logit, y)
     total = bce + s.class_weight * nn.functional.cross_entropy(class_logits, cls)
@@ -227,14 +252,16 @@ def raw_outputs(
     """Uncalibrated outputs over a dataset (eval mode); ``present_mask`` forces sensors off."""
     was = net.training
     net.eval()
+    dev = net.gpr_scale.device
     acc: dict[str, list[np.ndarray]] = {"z": [], "cls": [], "depth": [], "zg": [], "ze": []}
     for i in range(0, len(data), bs):
         idx = np.arange(i, min(i + bs, len(data)))
         gpr, emi, present = batch_tensors(data, idx, net.cfg)
         if present_mask is not None:
             present = present * torch.tensor(present_mask)
-        for k, v in zip(acc, net(gpr, emi, present), strict=True):
-            acc[k].append(v.numpy())
+        out = net(gpr.to(dev), emi.to(dev), present.to(dev))
+        for k, v in zip(acc, out, strict=True):
+            acc[k].append(v.cpu().numpy())
     net.train(was)
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in acc.items()}
 
@@ -317,8 +344,12 @@ def fit(
 
     In a process group each rank trains on its shard; the returned network is the same
     on every rank. Rank 0 writes ``metrics.csv``, ``last.pt`` and ``best.pt`` in ``out_dir``.
+    Training runs on ``s.device``; augmentation draws on the CPU from seeded generators, so a
+    run's data order and augmentation do not depend on the device. The returned network is
+    on the CPU (calibration, export and the shipped weights are CPU work).
     """
     rank, size = world()
+    device = resolve_device(s.device)
     if out_dir is not None and rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(s.seed)
@@ -326,12 +357,13 @@ def fit(
     g_scale, e_scale = fit_input_scales(train)
     net.gpr_scale.fill_(g_scale)
     net.emi_scale.copy_(torch.from_numpy(e_scale[: cfg.emi_channels]))
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     hist = History()
     start = 0
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
     if resume is not None and Path(resume).is_file():
-        ck = torch.load(resume, weights_only=True)
+        ck = torch.load(resume, weights_only=True, map_location=device)
         net.load_state_dict(ck["net"])
         opt.load_state_dict(ck["opt"])
         start = int(ck["epoch"]) + 1
@@ -339,11 +371,12 @@ def fit(
         hist.best_val = float(ck["best_val"])
         best_path = Path(resume).with_name("best.pt")
         if best_path.is_file():
-            best_state = torch.load(best_path, weights_only=True)["net"]
+            best_state = torch.load(best_path, weights_only=True, map_location=device)["net"]
         log.info("resumed from %s at epoch %d", resume, start)
     model: nn.Module = net
     if size > 1:
-        model = nn.parallel.DistributedDataParallel(net)
+        ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(net, device_ids=ids)
     csv_path = out_dir / "metrics.csv" if out_dir is not None else None
     y_val = val.is_mine
     e_scale_t = torch.from_numpy(e_scale[: cfg.emi_channels])
@@ -368,11 +401,12 @@ def fit(
                 idx = order[: s.batch_size]
             gpr, emi, present = batch_tensors(train, idx, cfg)
             gpr, emi, present = augment(gpr, emi, present, s, gen, g_scale, e_scale_t)
+            gpr, emi, present = gpr.to(device), emi.to(device), present.to(device)
             out = model(gpr, emi, present)
             loss, _ = loss_terms(
                 out,
-                torch.from_numpy(train.cls[idx]),
-                torch.from_numpy(train.depth_m[idx]),
+                torch.from_numpy(train.cls[idx]).to(device),
+                torch.from_numpy(train.depth_m[idx]).to(device),
                 s,
                 present,
             )
@@ -386,7 +420,7 @@ def fit(
             bar.stop()
         train_loss = total / n_batches
         if size > 1:
-            t = torch.tensor([train_loss])
+            t = torch.tensor([train_loss], device=device)
             dist.all_reduce(t)
             train_loss = float(t) / size
         out_v = raw_outputs(net, val)
@@ -434,7 +468,7 @@ def fit(
             hist.stopped_early = True
             break
     net.load_state_dict(best_state)
-    return net, hist
+    return net.cpu(), hist
 
 
 def _tensorboard(out_dir: Path, row: Mapping[str, float]) -> None:

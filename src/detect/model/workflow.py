@@ -30,6 +30,7 @@ from detect.model.train import (
     fit,
     init_distributed_from_env,
     leave_process_group,
+    resolve_device,
     world,
 )
 from detect.windows import WindowSpec, window_spec_from_cfg
@@ -262,6 +263,7 @@ def train_variant(
         "best_epoch": hist.best_epoch,
         "stopped_early": hist.stopped_early,
         "train_seconds": time.monotonic() - t0,
+        "device": str(resolve_device(s.device)),
         "history": hist.rows,
         "calibration": cal_report,
     }
@@ -283,7 +285,9 @@ def card_for(
         "preprocessing": preprocessing_from_cfg(cfg),
         "offsets_m": dict(plan.train[0].offsets_m) if plan.train else {},
         "data": {
-            "source": "simulated lanes (detect.sim), generated on the fly",
+            "source": "simulated lanes (detect.sim), generated on the fly"
+            + (", plus labelled recordings (sessions)" if t.get("sessions") else ""),
+            "sessions": [str(x) for x in (t.get("sessions") or [])],
             "train_lanes": len(plan.train),
             "val_lanes": len(plan.val),
             "cal_lanes": len(plan.cal),
@@ -337,9 +341,13 @@ def run_training(cfg: Any) -> int:
     """Train the variants in ``train.variants`` (default: ``model.name``) and write them."""
     from detect.model.classifier import save_model
 
-    distributed = init_distributed_from_env()
-    rank, _ = world()
     t = cfg.train
+    try:
+        device = resolve_device(str(t.get("device", "cpu")))
+    except ValueError as exc:
+        raise TaskError(str(exc), EXIT_USAGE) from exc
+    distributed = init_distributed_from_env(device)
+    rank, _ = world()
     threads = int(t.get("threads", 0))
     if threads > 0:
         torch.set_num_threads(threads)

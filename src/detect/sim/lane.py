@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ from detect.blocks import FixQuality, GprBlock, GprHeader, GpsFix, MdBlock, MdHe
 from detect.sim.emi import simulate_emi
 from detect.sim.gpr import simulate_gpr
 from detect.sim.motion import Trajectory, walk
+from detect.sim.odometer import Odometer
 from detect.sim.scene import Scene, make_scene
 from detect.sim.settings import SimSettings, settings_from
 
@@ -20,7 +21,8 @@ EARTH_RADIUS_M = 6_371_000.0
 
 @dataclass(frozen=True)
 class Lane:
-    """A simulated lane. Blocks carry the *head reference* position (GPR at offset 0)."""
+    """A simulated lane. Blocks carry the *head reference* position (GPR at offset 0) as the
+    odometer reports it; ``truth``, ``trajectory`` and the GPS fixes are true positions."""
 
     index: int
     scene: Scene
@@ -30,6 +32,10 @@ class Lane:
     truth: list[dict[str, Any]]
     trajectory: Trajectory
     duration_s: float
+    odometer: Odometer = field(default_factory=Odometer)
+    #: reading minus true position at the lane's true end (before ticks): the error the next
+    #: lane starts with when the same wheel counts on (the live source)
+    odometer_error_end_m: float = 0.0
 
 
 def gpr_header(s: SimSettings) -> GprHeader:
@@ -101,18 +107,23 @@ def simulate_lane(
     seq0_gpr: int = 0,
     seq0_emi: int = 0,
     scene: Scene | None = None,
+    odometer_error_m: float = 0.0,
 ) -> Lane:
     """Simulate lane ``lane_index`` of ``seed``; exactly reproducible.
 
     ``t0_s``/``x0_m`` shift host time and along-track position (continuous streams
     over several lanes). ``scene`` replaces the seeded scene (canonical test scenes).
+    ``odometer_error_m`` is the reading minus the true position at the lane start, carried
+    over from earlier lanes (the previous lane's ``odometer_error_end_m``).
     """
     s = settings_from(settings)
     if scene is None:
         scene = make_scene(seed, s, lane_index)
     ss = np.random.SeedSequence([seed, lane_index, 0xD37EC7])
-    r_walk, r_gpr, r_emi, r_gps = (np.random.default_rng(c) for c in ss.spawn(4))
+    r_walk, r_gpr, r_emi, r_gps, r_odo = (np.random.default_rng(c) for c in ss.spawn(5))
     traj = walk(r_walk, s.head, scene.length_m, s.emi.rate_hz)
+    odo = Odometer.draw(s.odometer, r_odo, scene.length_m)
+    start_m = x0_m + odometer_error_m
     duration = traj.duration_s + 1.0 / s.emi.rate_hz
 
     t_gpr = np.arange(0.0, duration, 1.0 / s.gpr.trace_rate_hz)
@@ -127,14 +138,14 @@ def simulate_lane(
         gpr_header(s),
         seq=seq0_gpr + np.arange(t_gpr.size, dtype=np.int64),
         host_time_s=t0_s + t_gpr,
-        position_m=x0_m + head_gpr.x_m,
+        position_m=odo.reading_m(head_gpr.x_m, start_m),
     )
     emi = MdBlock.build(
         emi_data,
         emi_header(s),
         seq=seq0_emi + np.arange(traj.time_s.size, dtype=np.int64),
         host_time_s=t0_s + traj.time_s,
-        position_m=x0_m + traj.x_m,
+        position_m=odo.reading_m(traj.x_m, start_m),
     )
     return Lane(
         index=lane_index,
@@ -145,4 +156,8 @@ def simulate_lane(
         truth=scene.truth(x0_m),
         trajectory=traj,
         duration_s=duration,
+        odometer=odo,
+        odometer_error_end_m=float(
+            odometer_error_m + odo.counted_m(scene.length_m) - scene.length_m
+        ),
     )

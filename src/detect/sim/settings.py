@@ -70,6 +70,39 @@ class GpsSettings:
     h_acc_m: float = 0.02
 
 
+@dataclass(frozen=True)
+class OdometerSettings:
+    """Survey-wheel error (:mod:`detect.sim.odometer`); ``enabled: false`` or all zeros is a
+    perfect odometer. ``slip_fraction`` > 0 under-counts during a burst, < 0 over-counts."""
+
+    enabled: bool = True
+    scale_sigma: float = 0.005
+    slip_per_m: float = 0.05
+    slip_length_m: float = 0.1
+    slip_fraction: float = 0.3
+    tick_m: float = 0.002
+
+    def __post_init__(self) -> None:
+        for key, lo, hi in (
+            ("scale_sigma", 0.0, 0.1),
+            ("slip_per_m", 0.0, 100.0),
+            ("slip_length_m", 0.0, 10.0),
+            ("slip_fraction", -1.0, 1.0),
+            ("tick_m", 0.0, 0.1),
+        ):
+            v = getattr(self, key)
+            if not (lo <= v <= hi):
+                raise SimConfigError(f"sim.odometer.{key} = {v}: must be in [{lo}, {hi}]")
+
+    @property
+    def slips(self) -> bool:
+        return self.slip_per_m > 0 and self.slip_length_m > 0 and self.slip_fraction != 0
+
+    @property
+    def perfect(self) -> bool:
+        return not self.enabled or (self.scale_sigma == 0 and not self.slips and self.tick_m == 0)
+
+
 def _default_mix() -> dict[str, float]:
     return {k: 1.0 for k in LIBRARY}
 
@@ -90,6 +123,7 @@ class SimSettings:
     gpr: GprSettings = field(default_factory=GprSettings)
     emi: EmiSettings = field(default_factory=EmiSettings)
     gps: GpsSettings = field(default_factory=GpsSettings)
+    odometer: OdometerSettings = field(default_factory=OdometerSettings)
 
     def __post_init__(self) -> None:
         for name in self.soils:
@@ -134,6 +168,7 @@ _SECTIONS: dict[str, type] = {
     "gpr": GprSettings,
     "emi": EmiSettings,
     "gps": GpsSettings,
+    "odometer": OdometerSettings,
 }
 
 

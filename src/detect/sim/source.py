@@ -4,7 +4,8 @@ Lanes are simulated whole (vectorised) and then delivered in blocks of ``block_s
 paced to the wall clock when ``realtime`` is true, as fast as the reader asks otherwise.
 Lane after lane follows on, each a new seeded scene, with host time and along-track
 position continuous across lanes; ``truth`` lists the objects of every lane generated so
-far in that same position frame. Host times are simulated seconds from 0 when not
+far in that lane frame (true positions; the blocks carry what the odometer reports, see
+:mod:`detect.sim.odometer`). Host times are simulated seconds from 0 when not
 real-time, and the source's monotonic clock when real-time. Fault knobs stop a sensor's
 stream for a while (sim time) so the health machinery can be tested end to end.
 """
@@ -109,7 +110,11 @@ class SimSource(Source):
         self._pool, self._pending = None, None
 
     def _lane_args(self, i: int) -> dict[str, Any]:
-        """Where lane ``i`` starts: right after the current lane in time, position, sequence."""
+        """Where lane ``i`` starts: right after the current lane in time, position, sequence.
+
+        One wheel counts on from lane to lane, so its error carries over: the reported
+        position runs on without a jump while it drifts from the true (truth) frame.
+        """
         prev = self._lane
         return {
             "lane_index": i,
@@ -117,6 +122,7 @@ class SimSource(Source):
             "x0_m": i * self.settings.lane_length_m,
             "seq0_gpr": self._seq["gpr"],
             "seq0_emi": self._seq["emi"],
+            "odometer_error_m": prev.odometer_error_end_m if prev is not None else 0.0,
         }
 
     def _next_lane(self) -> bool:

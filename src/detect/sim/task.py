@@ -3,8 +3,10 @@
 Each lane is one session recording (``lane_0000.h5``, the format of
 :mod:`detect.io.session`: GPR, EMI and GPS streams plus the ground truth as JSON lines)
 and a ground-truth table ``lane_0000_truth.csv``. ``lanes.csv`` indexes the lanes
-(seed, soil, duration, object count). Blocks are written in 1 s pieces, as a recorder
-would have written them, so replay delivers them in realistic chunks.
+(seed, soil, duration, object count, and the odometer's scale error and error at the lane's
+end: block positions are what the odometer reports, truth rows are true positions).
+Blocks are written in 1 s pieces, as a recorder would have written them, so replay
+delivers them in realistic chunks.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ def simulate_task(cfg: DictConfig) -> int:
                 "duration_s": round(lane.duration_s, 3),
                 "n_traces": lane.gpr.n,
                 "n_objects": len(lane.truth),
+                "odometer_scale": round(lane.odometer.scale, 6),
+                "odometer_error_end_m": round(lane.odometer_error_end_m, 4),
             }
         )
         log.info(

@@ -1,7 +1,8 @@
 """Any supported GPR file (DZT, DT1, RD3, gprMax, SEG-Y, session) as a GPR source.
 
 The file is read once at open; traces are delivered in blocks of ``block_traces``
-with the file's along-track positions as head-reference positions. With ``speed``
+with the file's along-track positions as head-reference positions; ``channel`` picks
+one channel of a multi-channel file (``input.channel``). With ``speed``
 set and a known trace rate the blocks are paced like the instrument; by default
 they come as fast as the pipeline takes them. A file without trace positions is
 refused at open: along-track processing and alarms need them.
@@ -40,6 +41,8 @@ class GprFileSource(Source):
             raise ValueError(f"block_traces must be >= 1, got {block_traces}")
         if speed is not None and not (speed > 0):
             raise ValueError(f"speed must be > 0 or None, got {speed}")
+        if channel < 0:
+            raise ValueError(f"channel must be >= 0, got {channel}")
         self.path = Path(path)
         self.format = format
         self.trace_spacing_m = trace_spacing_m
@@ -69,13 +72,15 @@ class GprFileSource(Source):
 
     def _open(self) -> None:
         try:
-            g = read_gpr(self.path, format=self.format, trace_spacing_m=self.trace_spacing_m)
+            g = read_gpr(
+                self.path,
+                format=self.format,
+                trace_spacing_m=self.trace_spacing_m,
+                channel=self.channel,
+            )
         except ReaderError as exc:
             raise SourceError(str(exc)) from exc
-        chans = [b for b in g.blocks if b.header.channel == self.channel]
-        if not chans:
-            raise SourceError(f"{self.path}: no channel {self.channel} (has {g.n_channels})")
-        block = chans[0]
+        block = g.block
         if not np.all(np.isfinite(block.position_m)):
             raise SourceError(
                 f"{self.path}: traces have no along-track positions; set input.trace_spacing_m"
