@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import FixQuality, GprBlock, GprHeader, GpsFix, MdBlock, MdHeader
+from detect.geo import enu_to_lat_lon
 from detect.sources.base import Item
 
-EARTH_RADIUS_M = 6_371_000.0
 C_M_NS = 0.299792458
 
 
@@ -56,9 +56,8 @@ def lane_to_latlon(
     """Along-track metres on a straight lane -> lat/lon (local tangent plane)."""
     h = math.radians(heading_deg)
     north, east = np.cos(h) * x_m, np.sin(h) * x_m
-    lat = lat0 + np.degrees(north / EARTH_RADIUS_M)
-    lon = lon0 + np.degrees(east / (EARTH_RADIUS_M * math.cos(math.radians(lat0))))
-    return lat, lon
+    lat, lon = enu_to_lat_lon(lat0, lon0, east, north)
+    return np.asarray(lat), np.asarray(lon)
 
 
 def synthetic(s: SyntheticSettings, duration_s: float | None = None) -> Iterator[list[Item]]:

@@ -111,17 +111,15 @@ class SourceContract:
         with src:
             read_until(src, lambda it: src.health[sensor].state == SensorState.OK)
             assert src.health[sensor].state == SensorState.OK
-            device.stall(self.stall_timeout_s * 1.6)
-            t_stall = time.monotonic()
+            # long enough that a test thread descheduled on a busy machine still sees the FAULT
+            device.stall(self.stall_timeout_s + 1.5)
             read_until(src, lambda it: src.health[sensor].state == SensorState.FAULT, 3.0)
-            t_fault = time.monotonic()
             assert src.health[sensor].state == SensorState.FAULT
             assert "no data" in src.health[sensor].reason
-            # FAULT soon after the stall, never before the configured time. The bound is loose
-            # because this machine is shared; the exact latency is checked on a fake clock
-            # (test_health, test_pipeline_faults).
-            assert t_fault - t_stall <= self.stall_timeout_s + 2.0
-            read_until(src, lambda it: src.health[sensor].state == SensorState.OK, 4.0)
+            # never while data is fresh; the latency itself is checked exactly on a fake
+            # clock (test_health, test_pipeline_faults), not here on a shared machine
+            assert src.health[sensor].last_frame_age_s > self.stall_timeout_s
+            read_until(src, lambda it: src.health[sensor].state == SensorState.OK, 6.0)
             assert src.health[sensor].state == SensorState.OK
 
     def test_contract_reconnects_after_unplug(self, device: Any) -> None:

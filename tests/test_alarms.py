@@ -137,3 +137,27 @@ def test_a_peak_is_declared_without_waiting_for_a_long_region_to_end() -> None:
             when = pt.position_m
             break
     assert when is not None and when <= 1.0 + 0.25 + 0.02
+
+
+def test_a_flat_top_timed_by_two_sensors_keeps_one_sensors_clock() -> None:
+    """The alarm's lat/lon is placed from one sensor's trace time: averaging the GPR's time
+    with the EMI's (which passes the same ground earlier) would misplace it."""
+    xs = np.round(np.arange(0, 3, 0.02), 2)
+
+    def located(end_sensor: str) -> tuple[float, float, str | None]:
+        pts = [
+            ScorePoint(
+                position_m=float(x),
+                p_mine=0.9 if 1.0 <= x <= 1.1 else 0.01,
+                host_time_s=10 + 2 * float(x),
+                time_sensor="gpr" if x <= 1.04 else end_sensor,
+            )
+            for x in xs
+        ]
+        asked: list[tuple[float, str | None]] = []
+        (alarm,) = pick_alarms(pts, None, locate=lambda t, s: asked.append((t, s)) or (0, 0, None))
+        ((t, s),) = asked
+        return alarm.position_m, t, s
+
+    assert located("gpr") == (pytest.approx(1.05), pytest.approx(12.1), "gpr")  # the mean
+    assert located("emi") == (pytest.approx(1.05), pytest.approx(12.0), "gpr")  # one clock

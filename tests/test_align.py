@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from detect.align import Aligner, AlignError, GpsTrack, SpeedEstimator, TrackGrid
 from detect.blocks import FixQuality, GprBlock, GprHeader, GpsFix, MdBlock, MdHeader
+from test_gps_lever_arm import vincenty_direct, vincenty_distance_m  # the independent reference
 
-M_PER_DEG = 6_371_008.8 * math.pi / 180.0
+
+def fixes_along(
+    speed: float, n: int, lat0: float = 10.0, lon0: float = 20.0, rate: float = 5.0,
+    azimuth_deg: float = 0.0,
+) -> list[GpsFix]:  # fmt: skip
+    """Fixes of a walk along a geodesic, placed by Vincenty's direct solution on WGS84."""
+    out = []
+    for t in np.arange(n) / rate:
+        lat, lon = vincenty_direct(lat0, lon0, azimuth_deg, speed * t)
+        out.append(GpsFix(t, lat, lon, quality=FixQuality.RTK_FIXED, h_acc_m=0.02))
+    return out
 
 
 def fixes_north(speed: float, n: int, lat0: float = 10.0, lon0: float = 20.0, rate: float = 5.0):
-    return [
-        GpsFix(t, lat0 + speed * t / M_PER_DEG, lon0, quality=FixQuality.RTK_FIXED, h_acc_m=0.02)
-        for t in np.arange(n) / rate
-    ]
+    return fixes_along(speed, n, lat0, lon0, rate)
 
 
 def test_offsets_are_added_per_sensor() -> None:
@@ -39,10 +45,24 @@ def test_gps_track_interpolates_and_measures_distance() -> None:
     for f in fixes_north(0.8, 50):
         track.add(f)
     lat, lon, acc = track.locate(2.1)  # type: ignore[misc]
-    assert lat == pytest.approx(10.0 + 0.8 * 2.1 / M_PER_DEG, abs=1e-10)
-    assert lon == 20.0 and acc == 0.02
+    assert lat == pytest.approx(vincenty_direct(10.0, 20.0, 0.0, 0.8 * 2.1)[0], abs=1e-10)
+    assert lon == pytest.approx(20.0, abs=1e-12) and acc == 0.02
     d = track.distance_at(np.array([0.0, 1.0, 4.5]))
     np.testing.assert_allclose(d, [0.0, 0.8, 3.6], atol=1e-6)
+
+
+@pytest.mark.parametrize("lat0", [0.0, 45.0, 60.0])
+@pytest.mark.parametrize("azimuth_deg", [0.0, 90.0, 30.0])
+def test_gps_distance_is_the_ellipsoid_distance(lat0: float, azimuth_deg: float) -> None:
+    """A sphere is 0.3 % off east-west at 45 degrees, as much as a survey wheel's error."""
+    fixes = fixes_along(0.5, 101, lat0=lat0, azimuth_deg=azimuth_deg)  # 10 m in 20 s
+    track = GpsTrack()
+    for f in fixes:
+        track.add(f)
+    end = fixes[-1]
+    walked = vincenty_distance_m(lat0, 20.0, end.lat_deg, end.lon_deg)
+    assert walked == pytest.approx(10.0, abs=1e-6)
+    assert track.distance_at(np.array([20.0]))[0] == pytest.approx(walked, rel=1e-5)
 
 
 def test_gps_gap_or_loss_gives_none_not_a_stale_position() -> None:

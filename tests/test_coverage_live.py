@@ -255,3 +255,31 @@ def test_recording_coverage_costs_work_on_the_open_ground_only() -> None:
     written.extend(cov.take_rest().segments)
     assert written == cov.segments() == ref.segments()
     assert sum(s["status"] == "not_covered" for s in written) == 40
+
+
+@pytest.mark.parametrize("take_midway", [False, True])
+def test_backing_up_behind_the_final_line_is_never_clear(take_midway: bool) -> None:
+    """Ground first passed behind the part already handed out (the operator backs up past
+    the track's start with the GPR silent) is not covered, whether or not coverage was
+    being recorded: recording must never change the answer."""
+    from detect.coverage import CoverageTracker
+
+    cov = CoverageTracker(["gpr"], {"gpr": 0.0})
+    t = 0.0
+    for x in np.arange(0, 501) * 0.01:  # forwards to 5 m with the GPR delivering
+        cov.update(float(x), {"gpr": SensorState.OK}, t)
+        cov.head_passed(np.array([x]), "gpr")
+        cov.add_data("gpr", np.array([x]), max_gap_m=0.05)
+        t += 0.01
+    if take_midway:
+        assert cov.take_final(4.0) is not None
+    for x in 5.0 - np.arange(0, 601) * 0.01:  # back to -1 m, the GPR silent
+        cov.update(float(x), {"gpr": SensorState.OK}, t)
+        cov.head_passed(np.array([x]), "gpr")
+        t += 0.01
+    live = cov.not_covered("gpr")
+    assert len(live) == 1 and live[0][0] == pytest.approx(-1.0) and live[0][1] < 0.0
+    rest = cov.take_rest()
+    assert any(seg["start_m"] == pytest.approx(-1.0) for seg in rest.segments)
+    bad = [s for s in cov.segments() if s["status"] == "not_covered"]
+    assert [(round(s["start_m"], 2), s["missing"]) for s in bad] == [(-1.0, ["gpr"])]

@@ -223,3 +223,16 @@ def test_cli_scan_and_replay_take_the_chosen_channel(multichannel, tmp_path: Pat
                    f"run.out_dir={tmp_path / 'y'}", "run.display=false"])  # fmt: skip
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and err and "3 channel(s)" in err[-1], (cmd, err)
+
+
+def test_convert_writes_each_channel_with_its_own_antenna(multichannel, tmp_path: Path) -> None:
+    from detect.io.convert import to_segy
+    from detect.io.segy import read_segy
+
+    path, words = multichannel
+    paths = to_segy(read_gpr(path, channel=1), tmp_path / "out.sgy")
+    assert len(paths) == N_CHAN
+    for ch, p in enumerate(paths):
+        back = read_segy(p)
+        assert back.antenna_mhz == CHANNEL_MHZ[ch], p
+        np.testing.assert_array_equal(back.block.data, words[:, ch, :] - 32768)

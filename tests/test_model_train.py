@@ -155,6 +155,10 @@ def test_device_names_resolve_and_bad_ones_say_why(monkeypatch: pytest.MonkeyPat
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(ValueError, match="only 4 CUDA"):
         resolve_device("cuda:7")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # one GPU named for every rank would clash
+    with pytest.raises(ValueError, match="every rank would use that one GPU"):
+        resolve_device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda", 2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")

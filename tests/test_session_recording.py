@@ -288,3 +288,17 @@ def test_file_size_limit_stops_cleanly_before_the_file_breaks(tmp_path) -> None:
         np.testing.assert_array_equal(
             g.data, np.concatenate([gpr_block(i).data for i in range(n_blocks)])
         )
+
+
+def test_an_over_long_sensor_list_is_shortened_not_fatal() -> None:
+    import json
+
+    from detect.io.session import _fit_json_list
+
+    names = [f"sensor_{i:03d}" for i in range(40)]
+    text = _fit_json_list(names, 256)
+    items = json.loads(text)
+    assert len(text.encode()) <= 256 and items[-1].startswith("+")
+    assert items[:-1] == names[: len(items) - 1]
+    assert int(items[-1].split()[0][1:]) == len(names) - (len(items) - 1)
+    assert json.loads(_fit_json_list(["gpr", "emi"], 256)) == ["gpr", "emi"]

@@ -183,11 +183,16 @@ class AlarmLogic:
     def _add_candidate(self, cand: ScorePoint) -> None:
         end = self._plateau_end
         if end is not None and end.position_m != cand.position_m:
-            # A saturated score (a flat top): the middle of the flat top is the peak.
+            # A saturated score (a flat top): the middle of the flat top is the peak. Its time
+            # is the mean of the ends' only when one sensor timed both (the alarm's lat/lon is
+            # placed from that sensor's time; another sensor passes the ground earlier).
+            same_clock = end.time_sensor == cand.time_sensor
             cand = replace(
                 cand,
                 position_m=0.5 * (cand.position_m + end.position_m),
-                host_time_s=0.5 * (cand.host_time_s + end.host_time_s),
+                host_time_s=0.5 * (cand.host_time_s + end.host_time_s)
+                if same_clock
+                else cand.host_time_s,
             )
         self._plateau_end = None
         r = self.config.nms_radius_m

@@ -28,10 +28,8 @@ import numpy as np
 import scipy.sparse
 
 from detect.blocks import GprBlock, GpsFix, MdBlock
+from detect.geo import enu_to_lat_lon, ground_distance_m, lat_lon_to_enu
 
-EARTH_RADIUS_M = 6_371_008.8
-WGS84_A_M = 6_378_137.0
-WGS84_E2 = 6.694_379_990_14e-3
 POSITION_SOURCES = ("odometer", "gps", "speed")
 #: Straight-line travel a track heading must span, so GPS noise of a slow walker cannot spin it.
 MIN_HEADING_BASELINE_M = 0.5
@@ -80,7 +78,7 @@ class GpsTrack:
             self._origin = (fix.lat_deg, fix.lon_deg)
         d = 0.0
         if self._t:
-            d = self._dist[-1] + _ground_distance_m(
+            d = self._dist[-1] + ground_distance_m(
                 self._lat[-1], self._lon[-1], fix.lat_deg, fix.lon_deg
             )
         acc = fix.h_acc_m
@@ -251,51 +249,6 @@ def _course_or_nan(fix: GpsFix) -> float:
 
 def _bearing_deg(east_m: float, north_m: float) -> float:
     return math.degrees(math.atan2(east_m, north_m)) % 360.0
-
-
-def _radii_of_curvature_m(lat_deg: float) -> tuple[float, float]:
-    """WGS84 meridional (M) and prime-vertical (N) radii of curvature at a latitude."""
-    s2 = math.sin(math.radians(lat_deg)) ** 2
-    w = math.sqrt(1.0 - WGS84_E2 * s2)
-    return WGS84_A_M * (1.0 - WGS84_E2) / w**3, WGS84_A_M / w
-
-
-def enu_to_lat_lon(
-    lat_deg: float, lon_deg: float, east_m: float, north_m: float
-) -> tuple[float, float]:
-    """The point (east_m, north_m) from (lat_deg, lon_deg) on a local flat earth.
-
-    Uses the WGS84 radii of curvature at the start latitude: over a few metres the error is
-    well under a millimetre. The height above the ellipsoid is ignored (1e-4 relative at
-    600 m).
-    """
-    m_m, n_m = _radii_of_curvature_m(lat_deg)
-    lat2 = lat_deg + math.degrees(north_m / m_m)
-    lon2 = lon_deg + math.degrees(east_m / (n_m * math.cos(math.radians(lat_deg))))
-    return lat2, _wrap_lon_deg(lon2)
-
-
-def lat_lon_to_enu(
-    lat0_deg: float, lon0_deg: float, lat_deg: np.ndarray, lon_deg: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(east_m, north_m) of points from (lat0_deg, lon0_deg); the inverse of enu_to_lat_lon."""
-    m_m, n_m = _radii_of_curvature_m(lat0_deg)
-    north = np.radians(lat_deg - lat0_deg) * m_m
-    east = np.radians(_wrap_lon_deg(lon_deg - lon0_deg)) * n_m * math.cos(math.radians(lat0_deg))
-    return east, north
-
-
-def _wrap_lon_deg(lon_deg: Any) -> Any:
-    """Longitude (or difference) into [-180, 180)."""
-    return (lon_deg + 180.0) % 360.0 - 180.0
-
-
-def _ground_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Equirectangular distance; exact to < 1 mm over the few metres between fixes."""
-    phi = math.radians(0.5 * (lat1 + lat2))
-    dx = math.radians(lon2 - lon1) * math.cos(phi)
-    dy = math.radians(lat2 - lat1)
-    return EARTH_RADIUS_M * math.hypot(dx, dy)
 
 
 class SpeedEstimator:

@@ -120,13 +120,24 @@ class CoverageTracker:
         #: segments handed out by take_final, and per sensor the not-covered ground in them
         self._final: list[dict[str, Any]] = []
         self._final_nc: dict[str, list[Interval]] = {s: [] for s in self.needed}
-        #: ground below this has been handed out as final: later additions there are dropped
+        #: ground below this has been handed out as final: later additions there are dropped,
+        #: except ground passed there for the first time without a sensor (see _add)
         self.floor_m = -math.inf
+        #: passed ground handed out as final (segments plus the open segment's final part)
+        self._handed: list[Interval] = []
+        #: not-covered ground first passed below the floor, per sensor, not yet handed out
+        self._late_missed: dict[str, list[Interval]] = {s: [] for s in self.needed}
+        self._final_late_nc: dict[str, list[Interval]] = {s: [] for s in self.needed}
 
     def _add(self, kind: dict[str, list[Interval]], sensor: str, a: float, b: float) -> None:
+        """Record ground as covered or missed. Below :attr:`floor_m` the record is final:
+        covering it late is not credited, but ground passed there without the sensor for the
+        first time (backing up behind the track's start) is kept, never dropped as clear."""
         lo, hi = min(a, b), max(a, b)
         if hi > self.floor_m:
             kind[sensor].append((max(lo, self.floor_m), hi))
+        if lo < self.floor_m and kind is self._missed:
+            self._late_missed[sensor].append((lo, min(hi, self.floor_m)))
 
     def add_data(
         self,
@@ -253,6 +264,8 @@ class CoverageTracker:
         out: list[Interval] = []
         for s in sensors:
             out.extend(self._final_nc[s])
+            out.extend(self._final_late_nc[s])
+            out.extend(subtract(merge(self._late_missed[s]), self._handed))
             out.extend(self._open_not_covered(s))
         return merge(out)
 
@@ -302,8 +315,8 @@ class CoverageTracker:
 
         The polled head position and the newest head position of each sensor's blocks,
         leaving out sensors in FAULT (a stalled stream must not hold coverage back; data it
-        delivers late lands on ground already passed). Assumes the head moves forwards:
-        ground first reached by backing up behind :attr:`floor_m` is not recorded."""
+        delivers late lands on ground already passed). Ground first reached by backing up
+        behind :attr:`floor_m` is recorded as not covered (:meth:`_add`), never as clear."""
         heads = [self._last_pos] + [
             x
             for s, x in self._dist_last.items()
@@ -340,14 +353,31 @@ class CoverageTracker:
         """End of the run: everything still open becomes final (``final_to_m`` = inf)."""
         return self._settle(math.inf)
 
+    def _late_segments(self) -> list[dict[str, Any]]:
+        """Ground first passed below the floor without a sensor: one segment per sensor and
+        stretch (outside the track order), so backing up never reads as clear."""
+        out = []
+        for s, lst in self._late_missed.items():
+            for a, b in subtract(merge(lst), self._handed):
+                if b > a:
+                    out.append({"start_m": a, "end_m": b, "status": "not_covered", "missing": [s]})
+                    self._final_late_nc[s].append((a, b))
+            lst.clear()
+        return sorted(out, key=lambda seg: (seg["start_m"], seg["missing"]))
+
     def _settle(self, final_m: float) -> FinalCoverage:
+        late = self._late_segments()
         segs = self._open_segments()
         n = 0
         while n < len(segs) and self._ends_before(segs[n]["end_m"], final_m):
             n += 1
         done, rest = segs[:n], segs[n:]
         opened = rest[0] if rest and rest[0]["start_m"] < final_m else None
-        self._final.extend(done)
+        self._handed = merge(
+            [*self._handed, *((seg["start_m"], seg["end_m"]) for seg in done)]
+            + ([(opened["start_m"], final_m)] if opened is not None else [])
+        )
+        self._final.extend(late + done)
         for seg in done:
             for s in seg["missing"]:
                 _append_in_order(self._final_nc[s], (seg["start_m"], seg["end_m"]))
@@ -358,7 +388,7 @@ class CoverageTracker:
         self.floor_m = final_m
         if opened is not None:
             opened = {**opened, "end_m": final_m}
-        handed = [{**seg, "missing": list(seg["missing"])} for seg in done]
+        handed = [{**seg, "missing": list(seg["missing"])} for seg in late + done]
         return FinalCoverage(handed, final_m, opened)
 
     @staticmethod

@@ -45,7 +45,8 @@ def to_segy(g: GprFile, out: Path) -> list[Path]:
             if ch == g.blocks[0].header.channel
             else out.with_name(f"{out.stem}_ch{ch}{out.suffix}")
         )
-        write_segy(p, block, antenna_mhz=g.antenna_mhz)
+        own_mhz = block.header.antenna_hz / 1e6 if block.header.antenna_hz else None
+        write_segy(p, block, antenna_mhz=own_mhz or g.antenna_mhz)
         paths.append(p)
     return paths
 

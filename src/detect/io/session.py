@@ -426,9 +426,7 @@ class SessionWriter:
             if self.error is None:
                 raise RecordingError(f"session {self.path} is closed")
             return
-        missing = _json(sorted(open_missing))
-        if len(missing) > 256:
-            raise ValueError("open coverage segment: sensor list longer than 256 bytes")
+        missing = _fit_json_list(sorted(open_missing), 256)
         row = np.zeros(1, _COVERAGE_FINAL)
         row["host_time_s"], row["n_rows"] = host_time_s, self.rows["coverage"]
         row["final_to_m"], row["open_start_m"] = final_to_m, open_start_m
@@ -1066,3 +1064,14 @@ def read_session_gpr(path: Path, trace_spacing_m: float | None = None) -> GprFil
     ant = block.header.antenna_hz
     out.antenna_mhz = ant / 1e6 if ant else None
     return out
+
+
+def _fit_json_list(names: list[str], max_bytes: int) -> str:
+    """JSON list of ``names`` in at most ``max_bytes``; the names that do not fit are
+    counted in a last item ``"+N more"`` rather than failing the recording."""
+    for keep in range(len(names), -1, -1):
+        items = names[:keep] + ([f"+{len(names) - keep} more"] if keep < len(names) else [])
+        text = _json(items)
+        if len(text.encode()) <= max_bytes:
+            return text
+    return "[]"

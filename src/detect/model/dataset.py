@@ -350,16 +350,17 @@ def session_windows(
 ) -> WindowSet:
     """Windows of a labelled recording.
 
-    The ground truth is the session's own table (``detect simulate`` writes one) or, for a
-    field recording, a truth CSV beside it, found as ``detect evaluate`` finds it:
-    ``<file>.truth.csv`` or ``<stem>_truth.csv`` (columns as ``detect.evaluate.TRUTH_COLUMNS``).
+    The ground truth is a truth CSV beside the file, found as ``detect evaluate`` finds it
+    (``<file>.truth.csv`` or ``<stem>_truth.csv``, columns as ``detect.evaluate.TRUTH_COLUMNS``;
+    a field recording's labels, or a corrected table), else the session's own table
+    (``detect simulate`` writes one).
     Sensor offsets: the recording's own (``info.emi_offset_m`` from ``detect simulate``, or
     the ``align.offsets_m`` it was recorded with), else ``offsets_m``.
     """
     from detect.io.session import SessionReader
 
     reader = SessionReader(path)
-    truth = reader.truth() or _truth_beside(Path(path))
+    truth = _truth_beside(Path(path)) or reader.truth()  # a CSV beside wins, as in evaluate
     if not truth:
         raise ValueError(
             f"{path}: no ground-truth table in the file and no {Path(path).stem}_truth.csv "

@@ -95,6 +95,11 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if not torch.cuda.is_available():
         raise ValueError(f"train.device={name}: this PyTorch sees no CUDA GPU (use cpu or auto)")
+    if ":" in name and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            f"train.device={name}: under torchrun every rank would use that one GPU; "
+            "use cuda or auto (each rank takes cuda:$LOCAL_RANK)"
+        )
     index = int(name[5:]) if ":" in name else int(os.environ.get("LOCAL_RANK", "0"))
     if index >= torch.cuda.device_count():
         raise ValueError(f"train.device={name}: only {torch.cuda.device_count()} CUDA GPU(s)")

@@ -9,14 +9,13 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import FixQuality, GprBlock, GprHeader, GpsFix, MdBlock, MdHeader
+from detect.geo import enu_to_lat_lon
 from detect.sim.emi import simulate_emi
 from detect.sim.gpr import simulate_gpr
 from detect.sim.motion import Trajectory, walk
 from detect.sim.odometer import Odometer
 from detect.sim.scene import Scene, make_scene
 from detect.sim.settings import SimSettings, settings_from
-
-EARTH_RADIUS_M = 6_371_000.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,7 @@ def gps_fixes(
     hd = math.radians(g.heading_deg)
     east = along * math.sin(hd) - left * math.cos(hd)
     north = along * math.cos(hd) + left * math.sin(hd)
-    lat = g.lat0_deg + np.degrees(north / EARTH_RADIUS_M)
-    lon = g.lon0_deg + np.degrees(east / (EARTH_RADIUS_M * math.cos(math.radians(g.lat0_deg))))
+    lat, lon = enu_to_lat_lon(g.lat0_deg, g.lon0_deg, east, north)
     speed = np.gradient(p.x_m, t) if t.size > 1 else np.zeros(1)
     return [
         GpsFix(
