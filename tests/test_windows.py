@@ -97,3 +97,28 @@ def test_labels_halo_threat_priority_and_guard() -> None:
 def test_labels_reject_unknown_classes() -> None:
     with pytest.raises(WindowError, match="unknown class"):
         label_windows(np.array([0.0]), [{"class": "tank", "x_m": 0.0}], 0.1)
+
+
+def test_labels_from_the_target_edge_follow_the_evaluation_halo() -> None:
+    """A 0.30 m AT mine at 1.00 m and a 0.06 m AP mine at 3.00 m, halo 0.10 m from the edge:
+    mine windows reach 0.25 m and 0.13 m from the centres; the guard band 0.20 m beyond the
+    edge is ambiguous; without from_edge the halo is 0.10 m from the centre for both."""
+    from detect.windows import label_windows
+
+    truth = [
+        {"id": "at", "class": "at_mine", "x_m": 1.0, "size_m": 0.30, "depth_m": 0.1},
+        {"id": "ap", "class": "ap_mine", "x_m": 3.0, "size_m": "0.06", "depth_m": 0.05},
+    ]
+    c = np.round(np.arange(0, 401) * 0.01, 2)
+    edge = label_windows(c, truth, 0.10, 0.20, from_edge=True)
+    d_at, d_ap = np.abs(c - 1.0), np.abs(c - 3.0)
+    expect_mine = (d_at <= 0.25 + 1e-9) | (d_ap <= 0.13 + 1e-9)
+    np.testing.assert_array_equal(edge.is_mine, expect_mine)
+    expect_amb = ~expect_mine & ((d_at <= 0.35 + 1e-9) | (d_ap <= 0.23 + 1e-9))
+    np.testing.assert_array_equal(edge.ambiguous, expect_amb)
+    centre = label_windows(c, truth, 0.10, 0.20)
+    np.testing.assert_array_equal(centre.is_mine, (d_at <= 0.10 + 1e-9) | (d_ap <= 0.10 + 1e-9))
+    no_size = [dict(t, size_m="") for t in truth]  # unknown size: the centre rule
+    np.testing.assert_array_equal(
+        label_windows(c, no_size, 0.10, from_edge=True).is_mine, centre.is_mine
+    )

@@ -258,6 +258,8 @@ RULES: list[Rule] = [
     Rule("train.cal_lanes", int, 1),
     Rule("train.test_lanes", int, 1),
     Rule("train.stride", int, 1, 64),
+    Rule("train.label_halo_from", str, choices=("centre", "edge")),
+    Rule("train.label_guard_m", _NUM, 0, 1, nullable=True),
     Rule("train.bg_keep", _NUM, 0, 1, lo_open=True),
     Rule("train.clutter_share", _NUM, 0, 1),
     Rule("train.wavelet_jitter", _NUM, 0, 1),

@@ -177,11 +177,14 @@ def label_windows(
     truth: Iterable[Mapping[str, Any]],
     halo_m: float,
     guard_m: float | None = None,
+    from_edge: bool = False,
 ) -> WindowLabels:
     """Label windows centred at ``centres_m`` (lane frame, m) from the ground-truth list.
 
     A window takes the class of the target nearest its centre within ``halo_m``; a threat
     within the halo wins over nearer clutter, so a mine among clutter is labelled a mine.
+    With ``from_edge`` the halo (and the guard band) are measured from each target's edge
+    (``halo_m + size_m / 2``), the rule by which an alarm detects a target in evaluation.
     """
     centres_m = np.asarray(centres_m, dtype=np.float64).reshape(-1)
     n = centres_m.size
@@ -201,8 +204,13 @@ def label_windows(
     t_depth = np.array([float(t.get("depth_m", np.nan)) for t in targets], dtype=np.float32)
     t_ids = np.array([str(t.get("id", "")) for t in targets], dtype=object)
     t_threat = np.isin(t_cls, THREAT_INDEX)
+    half = np.zeros(x.size)
+    if from_edge:
+        size = np.array([_float_or_nan(t.get("size_m")) for t in targets])
+        half = np.where(np.isfinite(size) & (size > 0), size / 2.0, 0.0)
     dist = np.abs(centres_m[:, None] - x[None, :])  # (n, n_targets)
-    inside = dist <= halo_m + 1e-9  # centres are i * grid_m: no float-rounding misses
+    edge = dist - half[None, :]
+    inside = edge <= halo_m + 1e-9  # centres are i * grid_m: no float-rounding misses
     # threats first, then distance: rank = dist - big * threat
     rank = np.where(inside, dist - 1e6 * t_threat[None, :], np.inf)
     best = np.argmin(rank, axis=1)
@@ -212,9 +220,16 @@ def label_windows(
     ids[hit] = t_ids[best[hit]]
     off[hit] = (x[best[hit]] - centres_m[hit]).astype(np.float32)
     if guard_m is not None:
-        nearest = dist.min(axis=1)
+        nearest = edge.min(axis=1)
         amb = ~hit & (nearest <= guard_m + 1e-9)
     return WindowLabels(cls, depth, ids, off, amb)
+
+
+def _float_or_nan(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def window_spec_from_cfg(cfg: Any) -> WindowSpec:

@@ -122,8 +122,13 @@ def lane_windows(
     lane_id: int = 0,
     soil: str = "",
     stretch: float = 1.0,
+    label_from_edge: bool = False,
+    label_guard_m: float | None = None,
 ) -> WindowSet:
     """Windows of one lane through DSP chain -> aligner -> grid -> windows, with labels.
+
+    Labels: see :func:`detect.windows.label_windows`; windows in the guard band
+    (``label_guard_m``, default ``spec.guard_m``) are left out, neither label being right.
 
     ``stretch`` scales the head positions and the truth together (an odometer that reads
     long or short): the ground is sampled at a different spacing, labels stay on the objects.
@@ -166,12 +171,13 @@ def lane_windows(
     win_emi = cut_emi(parts["emi"], centres, spec) if "emi" in parts else None
     centre_m = (lo + centres) * spec.grid_m
     t_scaled = [dict(t, x_m=float(t["x_m"]) * stretch) for t in truth]
-    labels = label_windows(centre_m, t_scaled, spec.halo_m, spec.guard_m)
+    guard_m = spec.guard_m if label_guard_m is None else max(label_guard_m, spec.halo_m)
+    labels = label_windows(centre_m, t_scaled, spec.halo_m, guard_m, label_from_edge)
     keep = ~labels.ambiguous
     centres, centre_m = centres[keep], centre_m[keep]
     win_gpr = None if win_gpr is None else win_gpr[keep]
     win_emi = None if win_emi is None else win_emi[keep]
-    labels = label_windows(centre_m, t_scaled, spec.halo_m)
+    labels = label_windows(centre_m, t_scaled, spec.halo_m, from_edge=label_from_edge)
     metal = np.full(centres.size, np.nan, dtype=np.float32)
     by_id = {str(t.get("id", "")): t for t in t_scaled}
     hit = labels.target_id != ""
@@ -224,6 +230,8 @@ class LaneRecipe:
     soils: tuple[str, ...] = ()
     wavelet_jitter: float = 0.0
     stretch_jitter: float = 0.0
+    label_from_edge: bool = False
+    label_guard_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +274,7 @@ def simulate_lane_windows(r: LaneRecipe) -> WindowSet:
     rl = simulate_recipe_lane(r)
     ws = lane_windows(
         rl.lane.gpr, rl.lane.emi, rl.truth, r.dsp, r.offsets_m, r.spec, r.stride, rl.group,
-        rl.soil, rl.stretch,
+        rl.soil, rl.stretch, r.label_from_edge, r.label_guard_m,
     )  # fmt: skip
     return subsample_background(ws, r.bg_keep, r.seed * 100003 + r.lane_id)
 
@@ -347,6 +355,8 @@ def session_windows(
     offsets_m: Mapping[str, float],
     stride: int = 1,
     lane_id: int = 0,
+    label_from_edge: bool = False,
+    label_guard_m: float | None = None,
 ) -> WindowSet:
     """Windows of a labelled recording.
 
@@ -373,8 +383,9 @@ def session_windows(
         offsets["emi"] = float(reader.info["emi_offset_m"])
     soil = str(reader.info.get("soil", truth[0].get("soil", "")))
     return lane_windows(
-        reader.gpr(), reader.emi(), truth, dsp, offsets, spec, stride, lane_id, soil
-    )
+        reader.gpr(), reader.emi(), truth, dsp, offsets, spec, stride, lane_id, soil,
+        label_from_edge=label_from_edge, label_guard_m=label_guard_m,
+    )  # fmt: skip
 
 
 _TRUTH_NUMBERS = ("x_m", "y_m", "depth_m", "size_m", "metal_mass_g")

@@ -131,6 +131,8 @@ def base_recipe(cfg: Any) -> LaneRecipe:
         soils=tuple(t.get("soils") or ()),
         wavelet_jitter=float(t.get("wavelet_jitter", 0.0)),
         stretch_jitter=float(t.get("stretch_jitter", 0.0)),
+        label_from_edge=str(t.get("label_halo_from", "centre")) == "edge",
+        label_guard_m=None if t.get("label_guard_m") is None else float(t.label_guard_m),
     )
 
 
@@ -214,7 +216,16 @@ def _session_set(cfg: Any, entries: list[str]) -> WindowSet:
     try:
         paths = session_paths(entries)
         parts = [
-            session_windows(p, base.dsp, base.spec, base.offsets_m, base.stride, 10**9 + i)
+            session_windows(
+                p,
+                base.dsp,
+                base.spec,
+                base.offsets_m,
+                base.stride,
+                10**9 + i,
+                base.label_from_edge,
+                base.label_guard_m,
+            )
             for i, p in enumerate(paths)
         ]
     except (OSError, ValueError) as exc:
