@@ -6,18 +6,12 @@ import pytest
 
 from detect.blocks import SensorState
 from detect.health import SensorHealth
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
+from pipeline_fakes import FakeClock
 
 
 def test_fault_exactly_after_the_stall_timeout_and_back_to_ok() -> None:
-    clock = Clock()
+    clock = FakeClock()
+    clock.t = 100.0
     h = SensorHealth("gpr", stall_timeout_s=0.5, clock=clock)
     assert h.state == SensorState.FAULT and h.reason == "not started"
     h.mark_connected(True)
@@ -37,7 +31,8 @@ def test_fault_exactly_after_the_stall_timeout_and_back_to_ok() -> None:
 
 
 def test_degraded_above_the_error_rate_within_the_window_only() -> None:
-    clock = Clock()
+    clock = FakeClock()
+    clock.t = 100.0
     h = SensorHealth("emi", stall_timeout_s=1.0, degraded_error_rate=0.05, window_s=2.0,
                      clock=clock)  # fmt: skip
     h.mark_connected(True)
@@ -57,7 +52,8 @@ def test_degraded_above_the_error_rate_within_the_window_only() -> None:
 
 
 def test_disconnect_and_device_fault_are_faults_with_their_reason() -> None:
-    clock = Clock()
+    clock = FakeClock()
+    clock.t = 100.0
     h = SensorHealth("gps", clock=clock)
     h.mark_connected(True)
     h.frames_received(1)

@@ -23,24 +23,22 @@ KILL_AFTER_S = 5.0
 BUSY_MARGIN_S = 3.0
 
 
+def _start_run(out: Path, stdout: int) -> subprocess.Popen[str]:
+    """`detect run` on the simulator for up to 60 s, recording into ``out``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "detect.cli", "run", "run.duration_s=60", "run.display=false",
+         f"run.out_dir={out}", "run.bell=false"],
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+
+
 def test_sigkill_keeps_the_recording_readable_to_the_last_second(tmp_path: Path) -> None:
     from detect.io.session import SessionReader
 
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "detect.cli",
-            "run",
-            "run.duration_s=60",
-            "run.display=false",
-            f"run.out_dir={out}",
-            "run.bell=false",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start_run(out, subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 40
         while not (out / "alarms.jsonl").exists() or not (out / "session.h5").exists():
@@ -106,21 +104,7 @@ def test_ctrl_c_stops_cleanly_with_summary_and_closed_files(tmp_path: Path) -> N
     from detect.io.session import SessionReader
 
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "detect.cli",
-            "run",
-            "run.duration_s=60",
-            "run.display=false",
-            f"run.out_dir={out}",
-            "run.bell=false",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = _start_run(out, subprocess.PIPE)
     try:
         deadline = time.monotonic() + 40
         while not (out / "alarms.jsonl").exists():

@@ -252,7 +252,7 @@ RULES: list[Rule] = [
     Rule("train.noise", _NUM, 0, 10),
     Rule("train.workers", int, 0, 64),
     Rule("train.threads", int, 0, 256),
-    Rule("train.device", str, check=lambda v: _device_error(v)),
+    Rule("train.device", str, check=lambda v: device_name_error(v)),
     Rule("train.lanes", int, 1),
     Rule("train.val_lanes", int, 1),
     Rule("train.cal_lanes", int, 1),
@@ -340,7 +340,8 @@ def _sim_names_error(names: Any, what: str) -> str | None:
     return f"unknown soil {bad[0]!r}; available: {', '.join(SOILS)}" if bad else None
 
 
-def _device_error(name: str) -> str | None:
+def device_name_error(name: str) -> str | None:
+    """Why ``name`` is not a training device name (auto, cpu, cuda, cuda:N), or None."""
     n = name.strip().lower()
     if n in ("auto", "cpu", "cuda") or (n.startswith("cuda:") and n[5:].isdigit()):
         return None

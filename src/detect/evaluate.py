@@ -131,7 +131,9 @@ def read_truth_csv(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _truth_for(path: Path, explicit: str | None) -> list[dict[str, Any]] | None:
+def find_truth(path: Path, explicit: str | None) -> list[dict[str, Any]] | None:
+    """The truth CSV ``explicit``, else the one beside ``path`` (``<file>.truth.csv`` or
+    ``<stem>_truth.csv``), read and checked; None when there is none."""
     if explicit:
         return read_truth_csv(Path(explicit))
     for cand in (path.with_suffix(".truth.csv"), path.parent / f"{path.stem}_truth.csv"):
@@ -156,7 +158,7 @@ def recorded_lanes(
     out = []
     for f in files:
         blocks, gps, truth, info = _read_lane_file(f, trace_spacing_m)
-        t = _truth_for(f, truth_csv)
+        t = find_truth(f, truth_csv)
         if t is not None:
             truth = t
         if truth is None:

@@ -21,6 +21,7 @@ import numpy as np
 from detect.blocks import CLASSES, GprBlock, MdBlock
 from detect.windows import (
     THREAT_INDEX,
+    WindowLabels,
     WindowSpec,
     centre_indices,
     cut_emi,
@@ -177,19 +178,7 @@ def lane_windows(
     centres, centre_m = centres[keep], centre_m[keep]
     win_gpr = None if win_gpr is None else win_gpr[keep]
     win_emi = None if win_emi is None else win_emi[keep]
-    labels = label_windows(centre_m, t_scaled, spec.halo_m, from_edge=label_from_edge)
-    metal = np.full(centres.size, np.nan, dtype=np.float32)
-    by_id = {str(t.get("id", "")): t for t in t_scaled}
-    hit = labels.target_id != ""
-    metal[hit] = [float(by_id[i].get("metal_mass_g", np.nan)) for i in labels.target_id[hit]]
-    clutter_x = np.array(
-        [t["x_m"] for t in t_scaled if t["class"] == "metal_clutter"], dtype=np.float64
-    )
-    near: np.ndarray = np.zeros(centres.size, dtype=bool)
-    if clutter_x.size:
-        near = np.asarray(
-            (np.abs(centre_m[:, None] - clutter_x[None, :]) <= CLUTTER_NEAR_M).any(axis=1)
-        )
+    labels, metal, near = window_labels(centre_m, t_scaled, spec.halo_m, label_from_edge)
     return WindowSet(
         gpr=win_gpr,
         emi=win_emi,
@@ -200,6 +189,31 @@ def lane_windows(
         clutter_near=near,
         soil=np.full(centres.size, soil, dtype=object),
     )
+
+
+def window_labels(
+    centre_m: np.ndarray,
+    truth: Sequence[Mapping[str, Any]],
+    halo_m: float,
+    from_edge: bool = False,
+) -> tuple[WindowLabels, np.ndarray, np.ndarray]:
+    """(labels, metal mass of the labelled target in g or NaN, metal clutter within
+    :data:`CLUTTER_NEAR_M`) of windows centred at ``centre_m``: training and the held-out
+    test set label windows with this one function."""
+    labels = label_windows(centre_m, truth, halo_m, from_edge=from_edge)
+    metal = np.full(centre_m.size, np.nan, dtype=np.float32)
+    by_id = {str(t.get("id", "")): t for t in truth}
+    hit = labels.target_id != ""
+    metal[hit] = [float(by_id[i].get("metal_mass_g", np.nan)) for i in labels.target_id[hit]]
+    clutter_x = np.array(
+        [t["x_m"] for t in truth if t["class"] == "metal_clutter"], dtype=np.float64
+    )
+    near: np.ndarray = np.zeros(centre_m.size, dtype=bool)
+    if clutter_x.size:
+        near = np.asarray(
+            (np.abs(centre_m[:, None] - clutter_x[None, :]) <= CLUTTER_NEAR_M).any(axis=1)
+        )
+    return labels, metal, near
 
 
 def subsample_background(ws: WindowSet, keep: float, seed: int) -> WindowSet:
@@ -393,9 +407,9 @@ _TRUTH_NUMBERS = ("x_m", "y_m", "depth_m", "size_m", "metal_mass_g")
 
 def _truth_beside(path: Path) -> list[dict[str, Any]]:
     """The truth CSV next to a recording, checked and with its numbers as floats ([] if none)."""
-    from detect.evaluate import _truth_for
+    from detect.evaluate import find_truth
 
-    rows = _truth_for(path, None) or []
+    rows = find_truth(path, None) or []
     out = []
     for row in rows:
         typed: dict[str, Any] = dict(row)

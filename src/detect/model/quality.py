@@ -37,13 +37,13 @@ from detect.model.calibration import (
 )
 from detect.model.classifier import Classifier
 from detect.model.dataset import (
-    CLUTTER_NEAR_M,
     METAL_CLUTTER,
     MIN_METAL_G,
     LaneRecipe,
     WindowSet,
     lane_windows,
     simulate_recipe_lane,
+    window_labels,
 )
 from detect.windows import label_windows
 
@@ -156,17 +156,7 @@ def lane_test_windows(r: LaneRecipe, rule: HaloRule) -> HeldOutSet:
     # labels exactly as lane_windows makes them (same calls, same order)
     t_scaled = [dict(t, x_m=float(t["x_m"]) * stretch) for t in truth]
     clean = ~label_windows(centre_m, t_scaled, r.spec.halo_m, r.spec.guard_m).ambiguous
-    labels = label_windows(centre_m, t_scaled, r.spec.halo_m)
-    metal = np.full(centre_m.size, np.nan, dtype=np.float32)
-    by_id = {str(t.get("id", "")): t for t in t_scaled}
-    hit = labels.target_id != ""
-    metal[hit] = [float(by_id[i].get("metal_mass_g", np.nan)) for i in labels.target_id[hit]]
-    clutter_x = np.array(
-        [t["x_m"] for t in t_scaled if t["class"] == "metal_clutter"], dtype=np.float64
-    )
-    near = np.zeros(centre_m.size, dtype=bool)
-    if clutter_x.size:
-        near = np.abs(centre_m[:, None] - clutter_x[None, :]).min(axis=1) <= CLUTTER_NEAR_M
+    labels, metal, near = window_labels(centre_m, t_scaled, r.spec.halo_m)
     ws = replace(ws, cls=labels.class_index, depth_m=labels.depth_m, metal_g=metal,
                  clutter_near=near)  # fmt: skip
     return HeldOutSet(ws, clean, edge_rule_mine(centre_m, t_scaled, rule))

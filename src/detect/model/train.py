@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from detect.blocks import CLASSES
+from detect.config import device_name_error
 from detect.model.calibration import (
     expected_calibration_error,
     fit_platt,
@@ -91,7 +92,7 @@ def resolve_device(name: str) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return torch.device("cpu")
-    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+    if device_name_error(name) is not None:
         raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if not torch.cuda.is_available():
         raise ValueError(f"train.device={name}: this PyTorch sees no CUDA GPU (use cpu or auto)")
