@@ -7,7 +7,15 @@ an "unplug") or on a TCP port bound to 127.0.0.1 unless told otherwise.
 
 Fault switches (:class:`Faults`): corrupted bytes, dropped frames, bursts of garbage,
 a stalled stream and an unplugged cable, either at random rates or triggered by
-:meth:`Emulator.stall` / :meth:`Emulator.unplug` (tests).
+:meth:`Emulator.stall` / :meth:`Emulator.unplug` (tests). Timed faults for the chaos
+harness (:mod:`detect.chaos`): :meth:`Emulator.set_rates` (random rates from now on),
+:meth:`Emulator.garbage_burst`, :meth:`Emulator.clock_jump` (the device clock steps) and
+:meth:`Emulator.position_jump` (the odometer count steps).
+
+Pacing at ``speed`` N keeps the sensor head's device clock honest: its time stamps advance
+at the wall-clock rate the frames are sent at (and its EMI sample rate is N times the
+feed's), so the host sees a head that walks N times faster, not a clock running N times
+ahead of its own.
 """
 
 from __future__ import annotations
@@ -264,6 +272,12 @@ class FaultCounters:
     stalls: int = 0
     unplugs: int = 0
     frames_stalled: int = 0
+    #: frames written with at least one flipped byte
+    frames_corrupted: int = 0
+    #: GPR trace frames written intact (not dropped, stalled, unplugged or corrupted)
+    gpr_frames_intact: int = 0
+    clock_jumps: int = 0
+    position_jumps: int = 0
 
 
 class FaultInjector:
@@ -286,6 +300,7 @@ class FaultInjector:
         if hit.size:
             arr[hit] ^= self.rng.integers(1, 256, hit.size, dtype=np.uint8)
             self.counters.bytes_corrupted += int(hit.size)
+            self.counters.frames_corrupted += 1
         return arr.tobytes()
 
     def garbage(self, dt_s: float) -> bytes:
@@ -361,15 +376,26 @@ class HeadEncoder(Encoder):
         self._next_status_s = 0.0
         self.commands = FrameDecoder()
         self.acks_sent = 0
+        #: device seconds per feed second (1 / pacing speed: see the module docstring)
+        self.time_scale = 1.0
+        #: faults: a step of the device clock, a step of the odometer count (from now on)
+        self.clock_offset_us = 0
+        self.odometer_offset_ticks = 0
 
     def _frame(self, t_s: float, msg: int, payload: bytes) -> Unit:
-        return (t_s, Pending(msg, round(t_s * 1e6), payload), True)
+        return (t_s, Pending(msg, round(t_s * self.time_scale * 1e6), payload), True)
 
     def materialize(self, data: bytes | Pending) -> bytes:
+        """The frame as sent now: sequence number, clock and odometer steps applied."""
         if isinstance(data, bytes):
             return data
         self.seq = (self.seq + 1) & 0xFFFF
-        return encode_frame(data.msg_type, self.seq, data.time_us, data.payload)
+        payload = data.payload
+        if data.msg_type == sh.Msg.ODOMETER and self.odometer_offset_ticks:
+            ticks = sh.ODO.unpack(payload)[0] + self.odometer_offset_ticks
+            payload = sh.odometer_payload(ticks)
+        time_us = max(0, data.time_us + self.clock_offset_us)
+        return encode_frame(data.msg_type, self.seq, time_us, payload)
 
     def encode(self, item: Item) -> list[Unit]:
         if not self.streaming:
@@ -389,7 +415,8 @@ class HeadEncoder(Encoder):
             for i in range(0, item.n, self.emi_per_frame):
                 rows = slice(i, i + self.emi_per_frame)
                 t0 = float(item.host_time_s[i])
-                pay = sh.emi_payload(item.data[rows], item.header.sample_rate_hz)
+                rate_hz = item.header.sample_rate_hz / self.time_scale
+                pay = sh.emi_payload(item.data[rows], rate_hz)
                 out.append(self._frame(t0, sh.Msg.EMI_READINGS, pay))
         return out
 
@@ -618,9 +645,19 @@ class Emulator:
         faults: Faults | None = None,
         speed: float = 1.0,
         tick_s: float = 0.005,
+        wait_for_start: bool = False,
     ) -> None:
+        """``wait_for_start``: the walk (and its clock) begins when the encoder streams
+        (a head built with ``auto_start=False`` starts on the host's START), so a host that
+        connects late misses nothing of the lane."""
         if speed <= 0:
             raise ValueError(f"emulate.speed must be > 0, got {speed}")
+        if isinstance(encoder, HeadEncoder):
+            encoder.time_scale = 1.0 / speed
+        self.wait_for_start = wait_for_start
+        self._burst = b""
+        #: monotonic time the walk began (None until then)
+        self.started_at: float | None = None
         self.encoder = encoder
         self.link = link
         self.feed = feed
@@ -678,6 +715,35 @@ class Emulator:
             self._unplug_until = time.monotonic() + duration_s
             self.faults.counters.unplugs += 1
 
+    def set_rates(self, **rates: float) -> None:
+        """Change the random fault rates from now on (fields of :class:`Faults`)."""
+        with self._lock:
+            self.faults.f = replace(self.faults.f, **rates)
+
+    def garbage_burst(self, n_bytes: int) -> None:
+        """Send ``n_bytes`` of random bytes before the next frame."""
+        junk = self.faults.rng.integers(0, 256, int(n_bytes), dtype=np.uint8).tobytes()
+        with self._lock:
+            self._burst += junk
+            self.faults.counters.garbage_bursts += 1
+            self.faults.counters.garbage_bytes += len(junk)
+
+    def clock_jump(self, delta_s: float) -> None:
+        """The device clock steps by ``delta_s`` (may be negative) from the next frame on."""
+        if not isinstance(self.encoder, HeadEncoder):
+            raise ValueError("clock_jump needs the sensor_head encoder")
+        with self._lock:
+            self.encoder.clock_offset_us += round(delta_s * 1e6)
+            self.faults.counters.clock_jumps += 1
+
+    def position_jump(self, delta_m: float) -> None:
+        """The odometer count steps by ``delta_m`` (may be negative) from the next frame on."""
+        if not isinstance(self.encoder, HeadEncoder):
+            raise ValueError("position_jump needs the sensor_head encoder")
+        with self._lock:
+            self.encoder.odometer_offset_ticks += round(delta_m / self.encoder.metres_per_tick)
+            self.faults.counters.position_jumps += 1
+
     def _units(self) -> Iterator[Unit]:
         heap: list[tuple[float, int, bytes | Pending, bool]] = []
         n = 0
@@ -703,8 +769,18 @@ class Emulator:
         finally:
             self.finished.set()
 
+    def _wait_for_start(self) -> None:
+        while not self._stop.is_set() and not self.encoder.streaming:
+            now = time.monotonic()
+            self._plug_state(now)
+            self._serve_commands(0.0)  # the clock starts with the walk
+            self._stop.wait(self.tick_s)
+
     def _loop(self) -> None:
+        if self.wait_for_start:
+            self._wait_for_start()
         start = time.monotonic()
+        self.started_at = start
         last_garbage = start
         f = self.faults.f
         next_stall = start + f.stall_every_s if f.stall_every_s else math.inf
@@ -720,7 +796,7 @@ class Emulator:
                     self.unplug(f.unplug_s)
                     next_unplug = now + f.unplug_every_s
                 self._plug_state(now)
-                self._serve_commands(now - start)
+                self._serve_commands((now - start) * self.speed)
                 if now >= due:
                     break
                 self._stop.wait(min(self.tick_s, due - now))
@@ -732,6 +808,8 @@ class Emulator:
                 self._send(p[1], p[2], now)
             junk = self.faults.garbage(now - last_garbage)
             last_garbage = now
+            with self._lock:
+                junk, self._burst = self._burst + junk, b""
             if junk:
                 self._send(junk, False, now)
             self._send(data, is_frame, now)
@@ -766,7 +844,16 @@ class Emulator:
             if self.faults.drop():
                 return
             self.faults.counters.frames_sent += 1
+        c = self.faults.counters
+        corrupted_before, lost_before = c.frames_corrupted, self.link.lost_bytes
         self.link.write(self.faults.corrupt(data))
+        if (
+            isinstance(unit, Pending)
+            and unit.msg_type == sh.Msg.GPR_TRACE
+            and c.frames_corrupted == corrupted_before
+            and self.link.lost_bytes == lost_before
+        ):
+            c.gpr_frames_intact += 1
 
 
 def _first_time(item: Item) -> float:

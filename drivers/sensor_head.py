@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from detect.blocks import GprBlock, GprHeader, MdBlock, MdHeader
+from detect.blocks import GprBlock, GprHeader, MdBlock, MdHeader, PositionEpoch
 from detect.sources.base import Item
 
 from .framing import Frame, FrameDecoder, FrameStats, encode_frame
@@ -38,6 +38,10 @@ class Msg(enum.IntEnum):
     INFO = 0x05
     COMMAND = 0x10
     ACK = 0x11
+
+
+#: messages stamped with the device clock (``time_us`` of host frames is 0)
+_DEVICE_CLOCKED = frozenset({Msg.GPR_TRACE, Msg.EMI_READINGS, Msg.ODOMETER})
 
 
 class Cmd(enum.IntEnum):
@@ -336,6 +340,13 @@ class SensorHeadSource(StreamSource):
     """Kind ``sensor_head``: GPR + EMI (+ odometer) over one serial/TCP link."""
 
     sensors = ("gpr", "emi")
+    #: a device clock this far behind the newest stamp means the head restarted
+    restart_jump_s = 1.0
+    #: after a clock step back, an odometer reading this close to the last one means the
+    #: head did not restart (its odometer goes on): same position frame
+    odometer_continuity_m = 1.0
+    #: rows this far before the odometer track's first stamp are not placed
+    odometer_reach_s = 0.05
 
     def __init__(
         self,
@@ -366,6 +377,11 @@ class SensorHeadSource(StreamSource):
         self._cmd_seq = 0
         self._odo_t = np.empty(0)
         self._odo_pos = np.empty(0)
+        #: position epoch: +1 each time the head restarts (:class:`PositionEpoch`)
+        self.epoch = 0
+        self._device_s_max = -math.inf
+        self._last_odo_m = math.nan
+        self._lost_held: list[Item] = []
 
     # -- commands ----------------------------------------------------------------
     def send_command(self, cmd: Cmd, params: Mapping[str, Any] | None = None) -> int:
@@ -398,16 +414,106 @@ class SensorHeadSource(StreamSource):
             self.send_command(Cmd.START)
 
     def _reset_decoder(self) -> None:
+        """A new connection: partial input is dropped and the odometer track is forgotten
+        (the device may have restarted; :meth:`_restart_at` tells from its clock)."""
         self.frames.reset()
         self.frames.stats = FrameStats()
-        self.clock_sync.reset()
-        self._held.clear()
+        self._forget_track()
+
+    def _close(self) -> None:
+        self._lost_held = self._flush_held()
+        super()._close()
+
+    def _drain(self) -> list[Item]:
+        out, self._lost_held = self._lost_held, []
+        return out
 
     # -- decoding ----------------------------------------------------------------
     def _decode(self, data: bytes, rx_time_s: float) -> list[Item]:
         before = self.frames.stats.copy()
         frames = self.frames.feed(data)
         self.count_link(self.frames.stats.minus(before))
+        cut = self._restart_at(frames)
+        if cut is None:
+            return self._process(frames, rx_time_s)
+        out = self._process(frames[:cut], rx_time_s) + self._flush_held()
+        device_s = frames[cut].time_us * 1e-6
+        if self._odometer_goes_on(frames[cut:]):
+            log.warning(
+                "%s: the device clock stepped back to %.3f s but the odometer goes on: "
+                "same position frame",
+                self.name,
+                device_s,
+            )
+            self._device_s_max = device_s
+            self._forget_track()
+        else:
+            out.append(self._new_epoch(rx_time_s, device_s))
+        return out + self._process(frames[cut:], rx_time_s)
+
+    def _odometer_goes_on(self, frames: Sequence[Frame]) -> bool:
+        """After a clock step back: does the first odometer reading continue the last one
+        (within :attr:`odometer_continuity_m`)? A restarted head counts from zero again;
+        without a reading to tell, it is taken as restarted (a new epoch is the safe side)."""
+        last = self._last_odo_m
+        odo = next((f for f in frames if f.msg_type == Msg.ODOMETER), None)
+        if odo is None or not math.isfinite(last) or len(odo.payload) != ODO.size:
+            return False
+        first = ODO.unpack(odo.payload)[0] * self.metres_per_tick
+        return (
+            abs(first - last) <= self.odometer_continuity_m
+            and abs(last) > self.odometer_continuity_m
+        )
+
+    def _restart_at(self, frames: Sequence[Frame]) -> int | None:
+        """Index of the first frame stamped by a restarted device (None: no restart).
+
+        ``time_us`` counts from power-up and never goes back on a running device, so a
+        clock more than :attr:`restart_jump_s` behind the newest stamp seen (on this or an
+        earlier connection) means the head restarted: its odometer began again too."""
+        stamps = [f.time_us for f in frames if f.msg_type in _DEVICE_CLOCKED]
+        if not stamps:
+            return None
+        t = np.asarray(stamps, dtype=np.float64) * 1e-6
+        newest = np.maximum.accumulate(np.concatenate(([self._device_s_max], t)))[:-1]
+        back = np.flatnonzero(t < newest - self.restart_jump_s)
+        if back.size == 0:
+            self._device_s_max = max(self._device_s_max, float(t.max()))
+            return None
+        first_us = stamps[int(back[0])]
+        return next(
+            i
+            for i, f in enumerate(frames)
+            if f.msg_type in _DEVICE_CLOCKED and f.time_us == first_us
+        )
+
+    def _new_epoch(self, rx_time_s: float, device_s: float) -> PositionEpoch:
+        self.epoch += 1
+        self._device_s_max = device_s
+        self._forget_track()
+        log.warning(
+            "%s: the sensor head restarted (device clock back to %.3f s): position epoch %d",
+            self.name,
+            device_s,
+            self.epoch,
+        )
+        return PositionEpoch(rx_time_s, self.name, "sensor head restarted: odometer reset")
+
+    def _flush_held(self) -> list[Item]:
+        """Everything still held goes out, placed on the track it was measured on (rows past
+        its last odometer stamp get no position rather than a guessed one)."""
+        out = [self._positioned(h.piece) for h in self._held]
+        self._held.clear()
+        return out
+
+    def _forget_track(self) -> None:
+        self._odo_t = np.empty(0)
+        self._odo_pos = np.empty(0)
+        self.decoder.odometer.clear()
+        self.clock_sync.reset()
+        self._held.clear()
+
+    def _process(self, frames: Sequence[Frame], rx_time_s: float) -> list[Item]:
         gpr_frames: list[Frame] = []
         emi_frames: list[Frame] = []
         for f in frames:
@@ -461,6 +567,7 @@ class SensorHeadSource(StreamSource):
         pos = np.array([o[1] for o in odo], dtype=np.float64) * self.metres_per_tick
         self._odo_t = np.concatenate([self._odo_t, t])
         self._odo_pos = np.concatenate([self._odo_pos, pos])
+        self._last_odo_m = float(pos[-1])
         odo.clear()
         if self._odo_t.size > 1:
             order = np.argsort(self._odo_t, kind="stable")
@@ -479,16 +586,22 @@ class SensorHeadSource(StreamSource):
                 h.device_fault = f"{name} fault flag" if bit in flags else None
 
     def _positions(self, dev_s: np.ndarray) -> np.ndarray:
+        """Odometer metres interpolated at ``dev_s``. After the newest odometer stamp: the
+        last known position (the wheel sends nothing while it stands still, PROTOCOL.md);
+        before the oldest one (more than :attr:`odometer_reach_s`): NaN, never a position
+        from a track the rows were not measured on."""
         if not self.use_odometer or self._odo_t.size == 0:
             return np.full(dev_s.shape, np.nan)
-        return np.interp(dev_s, self._odo_t, self._odo_pos)
+        pos = np.interp(dev_s, self._odo_t, self._odo_pos)
+        pos[dev_s < self._odo_t[0] - self.odometer_reach_s] = np.nan
+        return pos
 
     def _release(self, now_s: float) -> list[Item]:
         """Rows covered by odometer data (or held too long) go out; the rest wait."""
         if not self._held:
             return []
         last_odo = self._odo_t[-1] if self._odo_t.size else -math.inf
-        out: list[Item] = []
+        ready: list[Piece] = []
         keep: list[_Held] = []
         for h in self._held:
             p = h.piece
@@ -497,13 +610,13 @@ class SensorHeadSource(StreamSource):
             else:
                 n_out = int(np.searchsorted(p.device_s, last_odo, side="right"))
             if n_out == p.device_s.size:
-                out.append(self._positioned(p))
+                ready.append(p)
             else:
                 if n_out:
-                    out.append(self._positioned(p.rows(slice(0, n_out))))
+                    ready.append(p.rows(slice(0, n_out)))
                 keep.append(_Held(p.rows(slice(n_out, None)), h.rx_s))
         self._held = keep
-        return out
+        return [self._positioned(p) for p in merge_pieces(ready)]
 
     def _positioned(self, p: Piece) -> GprBlock | MdBlock:
         offset = self.clock_sync.offset_s
@@ -514,6 +627,29 @@ class SensorHeadSource(StreamSource):
             position_m=self._positions(p.device_s),
             header=p.header,  # type: ignore[arg-type]
         )
+
+
+def merge_pieces(pieces: Sequence[Piece]) -> list[Piece]:
+    """One piece per stream (kind, header, row width), rows kept in their order.
+
+    Held rows come out a little at a time (part of a piece now, the rest after the next
+    odometer frame), so one release would otherwise hand the pipeline several small
+    blocks per stream, each costing a pass through DSP, alignment and the recorder."""
+    groups: dict[tuple[Any, ...], list[Piece]] = {}
+    for p in pieces:
+        groups.setdefault((p.kind, p.header, p.data.shape[1:]), []).append(p)
+    return [
+        g[0]
+        if len(g) == 1
+        else Piece(
+            g[0].kind,
+            np.concatenate([p.data for p in g]),
+            g[0].header,
+            np.concatenate([p.seq for p in g]),
+            np.concatenate([p.device_s for p in g]),
+        )
+        for g in groups.values()
+    ]
 
 
 def frames_to_bytes(frames: Iterable[tuple[int, int, int, bytes]]) -> bytes:

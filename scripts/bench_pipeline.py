@@ -59,7 +59,7 @@ def overrides() -> list[str]:
     return ["run.display=false", *(f"model.name={m}" for m in MODEL)]
 
 
-def live(live_s: float, out: Path) -> Path:
+def live(live_s: float, out: Path) -> tuple[Path, float]:
     from detect.pipeline import _threaded
 
     cfg = compose(overrides())
@@ -98,7 +98,7 @@ def live(live_s: float, out: Path) -> Path:
         f"  the simulator alone (read and drop): {sim:.1f} % -> pipeline + recording "
         f"~{100 * cpu / wall - sim:.1f} % of one core"
     )
-    return out / "session.h5"
+    return out / "session.h5", wall
 
 
 def source_only(live_s: float) -> float:
@@ -116,13 +116,16 @@ def source_only(live_s: float) -> float:
     return 100 * cpu / wall
 
 
-def scan(session: Path, out: Path) -> None:
+def scan(session: Path, out: Path, data_s: float) -> None:
+    """``data_s``: seconds of data in the session (the live run was paced in real time)."""
     from detect.pipeline import scan_task
 
     cfg = compose([f"input.path={session}", f"output.dir={out}", *overrides()[1:]])
     t0 = time.perf_counter()
     scan_task(cfg)
-    print(f"  scan wall {time.perf_counter() - t0:.2f} s (incl. reading + plot)")
+    wall = time.perf_counter() - t0
+    print(f"  scan wall {wall:.2f} s (incl. reading + plot)")
+    print(f"  scan {data_s / wall:.0f}x real time ({data_s:.1f} s of data)")
 
 
 def rss(data_s: float) -> None:
@@ -180,16 +183,19 @@ def main() -> None:
         if args.model:
             MODEL.append(args.model)
         else:
+            from detect.errors import TaskError
             from detect.pipeline import load_scorer
             from detect.windows import window_spec_from_cfg
 
             cfg = compose([])
-            if not load_scorer(cfg, window_spec_from_cfg(cfg)).calibrated:
+            try:  # no shipped model: time an untrained network of the shipped architecture
+                load_scorer(cfg, window_spec_from_cfg(cfg))
+            except TaskError:
                 MODEL.append(untrained_model(Path(tmp) / "untrained"))
         print(f"model: {MODEL[0] if MODEL else 'config default'}")
         if not args.only_rss:
-            session = live(args.live_s, Path(tmp) / "live")
-            scan(session, Path(tmp) / "scan")
+            session, data_s = live(args.live_s, Path(tmp) / "live")
+            scan(session, Path(tmp) / "scan", data_s)
         rss(args.rss_data_s)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,64 @@ def test_a_recording_fed_through_the_emulated_head_comes_back_exactly(tmp_path: 
     emi_data = np.concatenate([b.data for b in m])
     np.testing.assert_array_equal(emi_data, emi.data[-emi_data.shape[0] :])
     assert m[-1].header.gate_times_s == gates  # from the head's INFO, taken from the recording
+
+
+def _frames(units: list[Any], enc: Any) -> list[Any]:
+    from detect.drivers.framing import FrameDecoder
+
+    return FrameDecoder().feed(b"".join(enc.materialize(u[1]) for u in units))
+
+
+def test_paced_faster_the_head_clock_stays_honest_and_clock_and_odometer_steps_apply() -> None:
+    """At speed 2 the head stamps wall-clock device time (half the feed's) and reports
+    twice the EMI sample rate, so the host sees one consistent, faster walk; a clock or
+    odometer step changes every frame sent after it, by exactly the step."""
+    from detect.drivers import sensor_head as sh
+    from detect.drivers.emulate import Emulator, HeadEncoder, TcpLink
+
+    from detect.blocks import GprBlock, GprHeader, MdBlock, MdHeader
+
+    enc = HeadEncoder()
+    emu = Emulator(enc, TcpLink(), iter([]), speed=2.0)  # never started: no thread, no port
+    t = 10.0 + np.arange(4) / 100.0
+    gpr = GprBlock.build(np.zeros((4, 32)), GprHeader(dt_ns=0.1), host_time_s=t, position_m=t / 2)
+    t_emi = t[0] + np.arange(10) / 1000.0
+    hdr = MdHeader(1000.0, ("a", "b", "c"))
+    emi = MdBlock.build(np.zeros((10, 3)), hdr, host_time_s=t_emi, position_m=np.zeros(10))
+    frames = _frames(enc.encode(gpr) + enc.encode(emi), enc)
+    odo = [f for f in frames if f.msg_type == sh.Msg.ODOMETER]
+    assert [f.time_us for f in odo] == [round(x * 1e6 / 2) for x in t]
+    assert [sh.ODO.unpack(f.payload)[0] for f in odo] == [round(x / 2 / 0.001) for x in t]
+    (emi_frame,) = [f for f in frames if f.msg_type == sh.Msg.EMI_READINGS]
+    assert sh.EMI_HEAD.unpack_from(emi_frame.payload)[3] == 2000.0
+    emu.clock_jump(-1.5)
+    emu.position_jump(0.25)
+    odo2 = [f for f in _frames(enc.encode(gpr), enc) if f.msg_type == sh.Msg.ODOMETER]
+    assert [f.time_us for f in odo2] == [round(x * 1e6 / 2) - 1_500_000 for x in t]
+    assert [sh.ODO.unpack(f.payload)[0] for f in odo2] == [round(x / 2 / 0.001) + 250 for x in t]
+    assert emu.counters.clock_jumps == emu.counters.position_jumps == 1
+
+
+def test_a_head_waiting_for_start_loses_no_lane_and_a_garbage_burst_reaches_the_host() -> None:
+    from detect.drivers import sensor_head as sh
+    from detect.drivers.emulate import Emulator, HeadEncoder, TcpLink
+    from detect.drivers.feed import SyntheticSettings, synthetic
+
+    from detect.blocks import GprBlock
+    from driver_contract import read_until
+
+    feed = synthetic(SyntheticSettings(gps_rate_hz=0.0), 3.0)
+    emu = Emulator(HeadEncoder(auto_start=False), TcpLink(), feed, wait_for_start=True).start()
+    try:
+        time.sleep(0.3)  # nobody connected: the walk has not begun
+        assert emu.started_at is None and emu.counters.frames_sent == 0
+        emu.garbage_burst(300)
+        with sh.SensorHeadSource(emu.address, max_hold_s=0.5) as src:  # sends START
+            items = read_until(src, lambda it: any(isinstance(b, GprBlock) for b in it), 10.0)
+            items += read_until(src, lambda it: False, 0.3)
+            garbage = src.health["gpr"].counters.garbage_bytes
+    finally:
+        emu.stop()
+    first = next(b for b in items if isinstance(b, GprBlock))
+    assert float(first.position_m[0]) < 0.02  # from the lane's start
+    assert emu.counters.garbage_bytes == 300 and garbage >= 300

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from detect import metrics as M
-from detect.config import compose
+from detect.config import compose, models_dir, to_dict
 from detect.errors import TaskError
 from detect.evaluate import (
     LaneData,
@@ -18,9 +18,12 @@ from detect.evaluate import (
     evaluate_detector,
     evaluate_task,
     read_truth_csv,
+    run_evaluation,
     settings_from_cfg,
+    simulated_lanes,
     sweep,
 )
+from detect.model.card import read_card
 
 RULE = M.HaloRule(0.10, from_edge=False)
 
@@ -148,12 +151,33 @@ def test_evaluate_task_end_to_end_on_a_simulated_lane(tmp_path: Path) -> None:
     thr = r["froc"]["threshold"]
     assert len(thr) in (9, 10)
     assert min(abs(t - float(cfg.alarm.threshold)) for t in thr) < 1e-9
-    # a missing trained model is reported, never silently replaced by another detector
-    assert "fused" in doc["unavailable"] or "fused" in doc["detectors"]
+    # the shipped fused model is what was scored under its name (its weights, not a stand-in)
+    assert "fused" not in doc["unavailable"]
+    fused_model = doc["detectors"]["fused"]["model"]
+    assert fused_model["name"] == "fused" and fused_model["calibrated"] is True
+    assert fused_model["weights_sha256"] == read_card(models_dir() / "fused")["weights"]["sha256"]
     report = (tmp_path / "report.md").read_text()
     assert "emi_threshold" in report and "Pd" in report
     for png in ("froc.png", "roc_reliability.png", "example_lane.png"):
         assert (tmp_path / png).stat().st_size > 1000
+
+
+def test_a_missing_model_is_reported_never_replaced(tmp_path: Path, monkeypatch) -> None:
+    """With no shipped models, the model detectors are UNAVAILABLE with a reason; the
+    baseline still runs; nothing else is scored under the model's name."""
+    monkeypatch.setenv("DETECT_MODELS_DIR", str(tmp_path / "no-models"))
+    cfg = compose(
+        [
+            "evaluate.n_thresholds=5",
+            "sim.lane_length_m=3.0",
+            "sim.n_targets_min=2",
+            "sim.n_targets_max=2",
+        ]
+    )
+    lanes = simulated_lanes(to_dict(cfg.sim), 7, 1)
+    doc = run_evaluation(cfg, lanes, lanes, ["fused", "emi_threshold"])
+    assert set(doc["unavailable"]) == {"fused"} and "not loadable" in doc["unavailable"]["fused"]
+    assert set(doc["detectors"]) == {"emi_threshold"}
 
 
 def test_recorded_session_lanes_with_truth(tmp_path: Path) -> None:

@@ -318,6 +318,7 @@ def run_head(*overrides: str, **kw: Any) -> Pipeline:
         [
             "run.display=false",
             "model.name=__none__",
+            "model.allow_interim=true",
             "align.offsets_m.emi=0.3",
             "alarm.threshold=0.5",
             "alarm.hysteresis=0.1",

@@ -33,7 +33,12 @@ def test_shipped_fused_model_finds_mines_on_unseen_lanes() -> None:
     assert test.is_mine.sum() > 0
     fused = Classifier.load("fused", cfg)
     pred = fused.predict(test.gpr.astype(np.float32), test.emi)
-    assert roc_auc(pred.p_mine, test.is_mine) > 0.93
+    # as good as its card says: the card's held-out AUC (24 lanes) has a lane-bootstrap 95 %
+    # interval; 3 other lanes scatter more, so allow 0.02 below its lower bound. Measured
+    # here: 0.993 (card 0.994 [0.990, 0.998]); the EMI-only model (0.934) or the fused model
+    # with either sensor dropped (0.94 / 0.74) would fail.
+    _, card_lo, _ = read_card(models_dir() / "fused")["metrics"]["fused"]["auc"]
+    assert roc_auc(pred.p_mine, test.is_mine) > card_lo - 0.02
     # a sensor in FAULT degrades, never blinds: GPR alone still ranks mines well above chance
     gpr_alone = fused.predict(test.gpr.astype(np.float32), None)
     assert roc_auc(gpr_alone.p_mine, test.is_mine) > 0.7  # 3 lanes: a noisy estimate

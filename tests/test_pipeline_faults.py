@@ -44,6 +44,7 @@ def run_fake(
         [
             "run.display=false",
             "model.name=__none__",
+            "model.allow_interim=true",
             f"align.offsets_m.emi={emi_offset_m}",
             *INTERIM_ALARM,
         ]
@@ -183,7 +184,13 @@ class FailingChain:
 
 def test_a_processing_error_is_a_loud_fault_with_ground_not_covered_not_a_crash() -> None:
     cfg = compose(
-        ["run.display=false", "model.name=__none__", "align.offsets_m.emi=0.3", *INTERIM_ALARM]
+        [
+            "run.display=false",
+            "model.name=__none__",
+            "model.allow_interim=true",
+            "align.offsets_m.emi=0.3",
+            *INTERIM_ALARM,
+        ]
     )
     clock = FakeClock()
     src = FakeHead(clock, targets_m=TARGETS)

@@ -37,18 +37,21 @@ def test_scan_of_a_gssi_file_covers_its_length(tmp_path: Path) -> None:
             "end_m": pytest.approx(pos[0] - g / 2, abs=1e-6),
             "status": "not_covered",
             "missing": ["gpr"],
+            "epoch": 0,
         },
         {
             "start_m": pytest.approx(pos[0] - g / 2, abs=1e-6),
             "end_m": pytest.approx(pos[-1] + g / 2, abs=1e-6),
             "status": "covered",
             "missing": [],
+            "epoch": 0,
         },
         {
             "start_m": pytest.approx(pos[-1] + g / 2, abs=1e-6),
             "end_m": pytest.approx(length_m, abs=0.011),
             "status": "not_covered",
             "missing": ["gpr"],
+            "epoch": 0,
         },
     ]
     assert doc["source"]["format"] == "dzt" and "gpr" in doc["model"]["sensors"]

@@ -99,6 +99,8 @@ class AlarmLogic:
         self.config = config or AlarmConfig()
         self.locate = locate
         self.id_prefix = id_prefix
+        #: position epoch of the points fed (``Alarm.epoch``)
+        self.epoch = 0
         self.n_declared = 0
         self.n_suppressed = 0
         self._active = False
@@ -247,7 +249,19 @@ class AlarmLogic:
             lon_deg=lon,
             h_acc_m=h_acc,
             class_probs={k: float(v) for k, v in cand.class_probs.items()},
+            epoch=self.epoch,
         )
+
+    def start_epoch(self, epoch: int, locate: Locator | None) -> None:
+        """Positions restart in a new frame: forget the profile (call :meth:`finish` first);
+        alarm ids keep counting so they stay unique."""
+        self.reset()
+        self._valley = math.inf
+        self._peak_taken = False
+        self._plateau_end = None
+        self._declared_positions.clear()
+        self.epoch = epoch
+        self.locate = locate
 
 
 def pick_alarms(

@@ -326,6 +326,18 @@ class Aligner:
             gps_antenna_m=node.get("gps_antenna_m") or (0.0, 0.0),
         )
 
+    def restarted(self) -> Aligner:
+        """The same settings with no position history (a new position epoch); the GPS
+        track is kept, since fixes place alarms by time whatever the along-track frame."""
+        return Aligner(
+            offsets_m=self.offsets_m,
+            position_source=self.position_source,
+            speed_m_s=self.speed_m_s,
+            trace_spacing_m=self.trace_spacing_m,
+            gps=self.gps,
+            gps_antenna_m=self.gps_antenna_m,
+        )
+
     def offset_m(self, sensor: str) -> float:
         return self.offsets_m.get(sensor, 0.0)
 

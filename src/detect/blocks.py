@@ -325,6 +325,8 @@ class Alarm:
     lon_deg: float | None = None
     h_acc_m: float | None = None
     class_probs: Mapping[str, float] = field(default_factory=dict)
+    #: position epoch (:class:`PositionEpoch`): ``position_m`` is in that epoch's frame
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.position_m):
@@ -350,7 +352,23 @@ class Alarm:
             "lat": self.lat_deg,
             "lon": self.lon_deg,
             "h_acc_m": self.h_acc_m,
+            "epoch": self.epoch,
         }
+
+
+@dataclass(frozen=True)
+class PositionEpoch:
+    """From here on, positions are in a new along-track frame.
+
+    A sensor head that restarted (its clock and odometer began again from zero) places its
+    traces in a frame unrelated to the one before: the pipeline closes the current epoch
+    (its unscored end is not covered), and alarms and coverage of the next one carry its
+    number. ``host_time_s``: when the new frame began (our monotonic clock).
+    """
+
+    host_time_s: float
+    source: str
+    reason: str = ""
 
 
 Block = GprBlock | MdBlock

@@ -19,7 +19,7 @@ from typing import Any
 
 from detect import __version__
 from detect.config import ConfigError, compose, group_options, to_yaml
-from detect.errors import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
+from detect.errors import EXIT_CODES, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
 
 log = logging.getLogger("detect")
 
@@ -157,6 +157,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="detect",
         description="Sensor-fusion landmine detection: GPR + metal detector + GPS.",
         parents=[common],
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"detect {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -187,6 +189,10 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_codes_text() -> str:
+    return "exit status:\n" + "\n".join(f"  {k}  {v}" for k, v in EXIT_CODES.items())
+
+
 def _command_help(parser: argparse.ArgumentParser, name: str) -> str:
     cmd = COMMANDS[name]
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
@@ -210,7 +216,7 @@ def _command_help(parser: argparse.ArgumentParser, name: str) -> str:
             flat = OmegaConf.to_container(node, resolve=True)
             for key, value in _flatten(flat, section):
                 lines.append(f"  {key} = {value!r}")
-    lines += ["", "--cfg job prints the whole composed config."]
+    lines += ["", "--cfg job prints the whole composed config.", "", _exit_codes_text()]
     return "\n".join(lines)
 
 

@@ -241,6 +241,7 @@ RULES: list[Rule] = [
     Rule("model.name", str),
     Rule("model.device", str, choices=("cpu", "cuda", "auto")),
     Rule("model.input_check", str, choices=("refuse", "warn")),
+    Rule("model.allow_interim", bool),
     Rule("train.epochs", int, 1),
     Rule("train.batch_size", int, 1),
     Rule("train.lr", _NUM, 0, lo_open=True),

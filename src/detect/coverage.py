@@ -104,6 +104,9 @@ class CoverageTracker:
         self.offsets_m = {s: float((offsets_m or {}).get(s, 0.0)) for s in self.needed}
         self._covered: dict[str, list[Interval]] = {s: [] for s in self.needed}
         self._missed: dict[str, list[Interval]] = {s: [] for s in self.needed}
+        #: ground passed while the sensor was DEGRADED (its link below the health bar): not
+        #: covered even where a window was scored with its data (alarms still come)
+        self._degraded: dict[str, list[Interval]] = {s: [] for s in self.needed}
         self._last_pos = math.nan
         self._last_time = math.nan
         self._last_states: dict[str, SensorState] = {}
@@ -136,7 +139,7 @@ class CoverageTracker:
         lo, hi = min(a, b), max(a, b)
         if hi > self.floor_m:
             kind[sensor].append((max(lo, self.floor_m), hi))
-        if lo < self.floor_m and kind is self._missed:
+        if lo < self.floor_m and kind is not self._covered:
             self._late_missed[sensor].append((lo, min(hi, self.floor_m)))
 
     def add_data(
@@ -216,6 +219,8 @@ class CoverageTracker:
                 self._polled_distance_m += abs(b - a)
                 for s in self.needed:
                     off = self.offsets_m[s]
+                    if prev_states.get(s) == SensorState.DEGRADED:
+                        self._add(self._degraded, s, a + off, b + off)
                     if s in self._data_driven:
                         # Passed: covered only where its data lies (a gap in the data is
                         # not covered even if no FAULT was declared, e.g. in a recording).
@@ -250,13 +255,14 @@ class CoverageTracker:
         return max(self._dist_m.values(), default=self._polled_distance_m)
 
     def _compact(self) -> None:
-        for d in (self._covered, self._missed):
+        for d in (self._covered, self._missed, self._degraded):
             for s, lst in d.items():
                 if len(lst) > 64:
                     d[s] = merge(lst)
 
     def _open_not_covered(self, sensor: str) -> list[Interval]:
-        return subtract(self._missed[sensor], self._covered[sensor])
+        missed = subtract(self._missed[sensor], self._covered[sensor])
+        return merge(missed + self._degraded[sensor]) if self._degraded[sensor] else missed
 
     def not_covered(self, sensor: str | None = None) -> list[Interval]:
         """Ground not covered by ``sensor`` (or by any needed sensor when None)."""
@@ -283,7 +289,13 @@ class CoverageTracker:
         return final + self._open_segments()
 
     def _open_segments(self) -> list[dict[str, Any]]:
-        passed = merge([iv for s in self.needed for iv in (*self._covered[s], *self._missed[s])])
+        passed = merge(
+            [
+                iv
+                for s in self.needed
+                for iv in (*self._covered[s], *self._missed[s], *self._degraded[s])
+            ]
+        )
         per_sensor = {s: self._open_not_covered(s) for s in self.needed}
         cuts = sorted(
             {x for iv in passed for x in iv}
@@ -382,7 +394,7 @@ class CoverageTracker:
             for s in seg["missing"]:
                 _append_in_order(self._final_nc[s], (seg["start_m"], seg["end_m"]))
         cut_m = opened["start_m"] if opened is not None else final_m
-        for d in (self._covered, self._missed):
+        for d in (self._covered, self._missed, self._degraded):
             for s, lst in d.items():
                 d[s] = clip_below(lst, cut_m)
         self.floor_m = final_m

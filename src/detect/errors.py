@@ -1,4 +1,25 @@
-"""Errors a task raises for the user: one line, and the exit status to return."""
+"""Errors a task raises for the user: one line, and the exit status to return.
+
+The exit status tells a script or supervisor what happened (README, "Exit status"):
+
+=====  ==================================================================================
+code   meaning
+=====  ==================================================================================
+0      completed, every needed sensor worked: only lane-end ground (never a window centre)
+       is not covered
+1      failed (an unexpected error)
+2      usage: a wrong key, value or file; a refusal (output directory in use, model input
+       unlike the training data)
+3      unavailable here: a command, module or the trained model is missing or unreadable
+4      completed, but a sensor faulted (or was never there, or data could not be placed):
+       ground inside the lane is NOT covered; see the coverage in alarms.json
+5      completed, but the recording (session.h5 or the alarm files) was lost or stopped
+6      processing failed (replay/scan): the run stopped before the end of its input; the
+       files hold what was processed before the failure
+=====  ==================================================================================
+
+When several apply, the most severe wins: 6, then 4 (the ground must be swept again), then 5.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +27,20 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_NOT_COVERED = 4
+EXIT_RECORDING_LOST = 5
+EXIT_PROCESSING_FAILED = 6
+
+#: code -> one line, for ``detect --help`` and the README table
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "completed; every needed sensor worked (lane-end ground is never covered)",
+    EXIT_FAILURE: "failed (unexpected error)",
+    EXIT_USAGE: "usage: wrong key/value/file, output directory in use, input refused",
+    EXIT_UNAVAILABLE: "unavailable: command, module or trained model missing/unreadable",
+    EXIT_NOT_COVERED: "completed, but a sensor faulted: ground inside the lane NOT covered",
+    EXIT_RECORDING_LOST: "completed, but the recording or alarm files were lost",
+    EXIT_PROCESSING_FAILED: "processing failed (replay/scan stopped; files hold what was done)",
+}
 
 
 class TaskError(RuntimeError):

@@ -37,6 +37,9 @@ class HealthCounters:
 
 
 _ERROR_FIELDS = ("crc_errors", "resyncs", "gaps", "overflows", "corrupt_frames", "truncated")
+#: counters of frames whose data never reached the pipeline (sequence gaps, a full queue,
+#: malformed payloads); link noise between frames (resyncs, garbage) loses nothing
+_LOSS_FIELDS = ("dropped_frames", "corrupt_frames")
 
 
 class SensorHealth:
@@ -53,12 +56,17 @@ class SensorHealth:
         degraded_error_rate: float = 0.02,
         window_s: float = 2.0,
         clock: Any = time.monotonic,
+        lossy_rate: float = 0.05,
     ) -> None:
         if stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
         self.sensor = sensor
         self.stall_timeout_s = stall_timeout_s
         self.degraded_error_rate = degraded_error_rate
+        #: above this fraction of frames lost over ``window_s``, a DEGRADED sensor's ground
+        #: is not covered (:attr:`lossy`): its data has holes the windows do not show
+        self.lossy_rate = lossy_rate
+        self._recent_lost: deque[tuple[float, int]] = deque()
         self.window_s = window_s
         self._clock = clock
         self.counters = HealthCounters()
@@ -88,6 +96,8 @@ class SensorHealth:
             setattr(self.counters, field_name, getattr(self.counters, field_name) + n)
             if field_name in _ERROR_FIELDS:
                 self._recent.append((self.now(), 0, n))
+            if field_name in _LOSS_FIELDS:
+                self._recent_lost.append((self.now(), n))
 
     def frames_received(self, n_frames: int, n_bytes: int = 0) -> None:
         if n_frames <= 0:
@@ -118,6 +128,8 @@ class SensorHealth:
             t = self.now()
             while self._recent and self._recent[0][0] < t - self.window_s:
                 self._recent.popleft()
+            while self._recent_lost and self._recent_lost[0][0] < t - self.window_s:
+                self._recent_lost.popleft()
             if not self.connected:
                 self._set(
                     SensorState.FAULT,
@@ -140,11 +152,25 @@ class SensorHealth:
             events, self._pending = self._pending, []
             return events
 
+    @property
+    def loss_rate(self) -> float:
+        """Fraction of frames lost over the last ``window_s`` (as of the last :meth:`update`)."""
+        with self._lock:
+            lost = sum(r[1] for r in self._recent_lost)
+            frames = sum(r[1] for r in self._recent)
+        return lost / max(frames + lost, 1)
+
+    @property
+    def lossy(self) -> bool:
+        """Losing more than :attr:`lossy_rate` of its frames: its ground is not covered."""
+        return self.state != SensorState.FAULT and self.loss_rate > self.lossy_rate
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "sensor": self.sensor,
             "state": self.state.name,
             "reason": self.reason,
             "last_frame_age_s": self.last_frame_age_s,
+            "loss_rate": self.loss_rate,
             **self.counters.as_dict(),
         }

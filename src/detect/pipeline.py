@@ -42,11 +42,21 @@ from detect.blocks import (
     GpsFix,
     HealthEvent,
     MdBlock,
+    PositionEpoch,
     SensorState,
     coalesce,
 )
-from detect.coverage import CoverageTracker, FinalCoverage
-from detect.errors import EXIT_USAGE, TaskError
+from detect.coverage import CoverageTracker, FinalCoverage, merge
+from detect.errors import (
+    EXIT_NOT_COVERED,
+    EXIT_OK,
+    EXIT_PROCESSING_FAILED,
+    EXIT_RECORDING_LOST,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    TaskError,
+)
+from detect.outdir import OutDirLock, claim_default_dir, lock_dir
 from detect.sinks.display import Display, PlainDisplay, Status, make_display, summary_lines
 from detect.sinks.export import AlarmJsonl, result_dict, write_all
 from detect.windows import WindowSpec, cut, resample_time
@@ -118,7 +128,7 @@ class InterimScorer(Scorer):
     EMI: the centre reading's departure from the nearer-valued window edge (so a target at
     one edge does not fire), summed over gates, over its running median. Each ratio maps
     to a score with a logistic; the two combine by noisy-OR. It says nothing about class
-    (all alarms are ``ap_mine`` guesses) and its
+    (the outputs show none and say UNCALIBRATED) and its
     depth is the GPR peak time at an assumed 0.1 m/ns wave speed.
     """
 
@@ -188,8 +198,9 @@ class InterimScorer(Scorer):
 
     def info(self) -> dict[str, Any]:
         return {
-            "name": "interim-energy",
+            "name": "interim-energy-UNCALIBRATED",
             "kind": "interim anomaly-energy detector (no trained model loaded)",
+            "note": UNCALIBRATED_NOTE,
             "calibrated": False,
             "sensors": list(self.sensors),
             "window": self.spec.to_dict(),
@@ -216,25 +227,46 @@ class _Prediction:
         self.branch_scores = branch_scores
 
 
+#: what every output says when the interim detector runs (``model.allow_interim=true``)
+UNCALIBRATED_NOTE = (
+    "UNCALIBRATED: no trained model (model.allow_interim=true): alarms are anomaly-energy "
+    "scores, not probabilities, and carry no class"
+)
+
+
 def load_scorer(cfg: Any, spec: WindowSpec, prefer: Sequence[str] = ()) -> Scorer:
-    """The configured trained model, else the interim detector (logged loudly)."""
+    """The configured trained model (or a ``prefer``-red one that fits the sensors).
+
+    A missing, truncated or mismatched model is a refusal (:class:`TaskError`, one line):
+    running anyway on the uncalibrated interim detector must be asked for with
+    ``model.allow_interim=true``, and then every output says UNCALIBRATED.
+    """
     names = [*prefer, str(cfg.model.name)]
+    allow = bool(cfg.model.get("allow_interim", False))
+    why = ""
+    code = EXIT_UNAVAILABLE
     try:
+        from detect.model.card import PreprocessingMismatch
         from detect.model.classifier import Classifier
     except ImportError as exc:
-        log.warning("no classifier module (%s): using the interim energy detector", exc)
-        return InterimScorer(spec)
-    last: Exception | None = None
-    for name in names:
-        try:
-            return ClassifierScorer(Classifier.load(name, cfg))
-        except Exception as exc:  # any load failure falls back, loudly
-            last = exc
-    log.warning(
-        "model '%s' cannot be loaded (%s): using the UNCALIBRATED interim energy detector",
-        cfg.model.name,
-        str(last).splitlines()[0] if last else "?",
-    )
+        why = f"no classifier module ({exc})"
+    else:
+        last: Exception | None = None
+        for name in names:
+            try:
+                return ClassifierScorer(Classifier.load(name, cfg))
+            except Exception as exc:  # missing, truncated, mismatched: the same here
+                last = exc
+        why = (str(last).splitlines() or [type(last).__name__])[0]
+        if isinstance(last, PreprocessingMismatch):
+            code = EXIT_USAGE  # the config does not fit the model: a usage error
+    if not allow:
+        raise TaskError(
+            f"model '{cfg.model.name}' cannot be loaded ({why}); refusing to run without a "
+            "trained model (model.allow_interim=true runs the UNCALIBRATED interim detector)",
+            code,
+        )
+    log.warning("model '%s' cannot be loaded (%s): %s", cfg.model.name, why, UNCALIBRATED_NOTE)
     return InterimScorer(spec)
 
 
@@ -286,22 +318,25 @@ class SafeRecorder:
         self._guard("write", lambda: self.writer.write(item))
 
     def flush(self) -> None:
-        self._guard("flush", self.writer.flush)
+        self._guard("flush", lambda: self.writer.flush())  # no writer: a no-op, not a crash
 
-    def write_coverage(self, segments: Sequence[Mapping[str, Any]]) -> None:
+    def write_coverage(self, segments: Sequence[Mapping[str, Any]], epoch: int = 0) -> None:
         """One row per needed sensor missing from each not-covered segment."""
         for seg in segments:
             if seg.get("status") != "not_covered":
                 continue
             for sensor in seg.get("missing", []):
                 args = (seg["start_m"], seg["end_m"], SensorState.FAULT, "not covered", sensor)
-                self._guard("coverage", partial(self.writer.write_coverage, *args))
+                kw = {"epoch": epoch} if epoch else {}
+                self._guard("coverage", partial(self.writer.write_coverage, *args, **kw))
 
-    def write_final_coverage(self, final: FinalCoverage, host_time_s: float) -> None:
+    def write_final_coverage(
+        self, final: FinalCoverage, host_time_s: float, epoch: int = 0
+    ) -> None:
         """The segments that became final, then how far the record now reaches.
 
         A writer without ``write_coverage_final`` (a test double) gets the rows only."""
-        self.write_coverage(final.segments)
+        self.write_coverage(final.segments, epoch)
         mark = getattr(self.writer, "write_coverage_final", None)
         if mark is None:
             return
@@ -309,14 +344,15 @@ class SafeRecorder:
         open_start_m = math.nan if opened is None else float(opened["start_m"])
         missing = [] if opened is None else list(opened["missing"])
         args = (final.final_to_m, open_start_m, missing, host_time_s)
-        self._guard("coverage", partial(mark, *args))
+        kw = {"epoch": epoch} if epoch else {}
+        self._guard("coverage", partial(mark, *args, **kw))
 
     def write_truth(self, truth: list[dict[str, Any]]) -> None:
         self._guard("truth", lambda: self.writer.write_truth(truth))
 
     def close(self) -> None:
         if self.ok:
-            self._guard("close", self.writer.close)
+            self._guard("close", lambda: self.writer.close())
 
     def status(self) -> str:
         if self.writer is None:
@@ -399,6 +435,9 @@ class Pipeline:
         self.grids = {s: TrackGrid(self.spec.grid_m) for s in self.model_sensors}
         self.alarm_logic = AlarmLogic(alarm_config, aligner.locate, id_prefix)
         self.coverage = CoverageTracker(self.needed, aligner.offsets_m)
+        #: position epoch (:class:`PositionEpoch`); the coverage of the epochs before it
+        self.epoch = 0
+        self._past_coverage: list[CoverageTracker] = []
         self.states: dict[str, SensorState] = dict.fromkeys(self.sensors, SensorState.OK)
         self.health_snapshots: dict[str, dict[str, Any]] = {}
         self.alarms: list[Alarm] = []
@@ -444,6 +483,9 @@ class Pipeline:
                 self.aligner.add_fix(item)
                 self.n_items["gps"] = self.n_items.get("gps", 0) + 1
                 continue
+            if isinstance(item, PositionEpoch):
+                new.extend(self.new_epoch(item))
+                continue
             if isinstance(item, (GprBlock, MdBlock)):
                 if self.strict:
                     new.extend(self._block(item, t_arrival))
@@ -453,6 +495,7 @@ class Pipeline:
                     new.extend(self._block(item, t_arrival))
                 except Exception as exc:  # live: never die, never go quiet
                     self._processing_failed(sensor, exc)
+                    self._passed_unprocessed(item)
                 else:
                     if self.processing_errors.pop(sensor, None) is not None:
                         msg = f"{sensor} processing recovered"
@@ -468,6 +511,50 @@ class Pipeline:
         if first:
             log.exception("processing %s failed", sensor)
             self._health(HealthEvent(self.clock(), sensor, SensorState.FAULT, f"processing: {why}"))
+
+    def _passed_unprocessed(self, block: GprBlock | MdBlock) -> None:
+        """The ground under a block that could not be processed was passed without its
+        sensor: placed as well as its raw positions allow, it is not covered."""
+        sensor = block.header.sensor
+        self.states[sensor] = SensorState.FAULT
+        try:
+            placed = self.aligner.apply(block)
+        except Exception:  # the positions themselves are unusable: blind time
+            log.debug("cannot place an unprocessed %s block", sensor, exc_info=True)
+            return
+        if sensor in self.model_sensors:
+            self.coverage.add_data(sensor, np.empty(0))  # covered only where scored
+        self.coverage.head_passed(placed.position_m - self.aligner.offset_m(sensor), sensor)
+
+    def new_epoch(self, marker: PositionEpoch) -> list[Alarm]:
+        """Positions restart in a new frame (:class:`PositionEpoch`): the current epoch is
+        closed as a run end is (held alarms declared, its unscored end not covered) and
+        the next starts from nothing: alignment, grids, DSP state, window schedule."""
+        log.warning("position epoch %d: %s (%s)", self.epoch + 1, marker.reason, marker.source)
+        new = self.finish()
+        if self.recorder is not None and self.recorder.ok:
+            self.recorder.write_final_coverage(
+                self.coverage.take_rest(), self.clock(), epoch=self.epoch
+            )
+        self._past_coverage.append(self.coverage)
+        self.epoch += 1
+        self.aligner = self.aligner.restarted()
+        self.grids = {s: TrackGrid(self.spec.grid_m) for s in self.model_sensors}
+        for chain in self.chains.values():
+            chain.reset()
+        self._next_centre = None
+        self._gpr_input_seen = None
+        self.last_p = self.last_p_pos = math.nan
+        self.alarm_logic.start_epoch(self.epoch, self.aligner.locate)
+        self.coverage = CoverageTracker(self.needed, self.aligner.offsets_m)
+        self._last_coverage_record_s = -math.inf
+        msg = f"NEW POSITION EPOCH {self.epoch}: {marker.reason}; positions start again"
+        self._sink("display", partial(self.display.message, msg, True))
+        return new
+
+    def _trackers(self) -> list[tuple[int, CoverageTracker]]:
+        """Every epoch's coverage, oldest first."""
+        return [*enumerate(self._past_coverage), (self.epoch, self.coverage)]
 
     def _check_gpr_input(self, block: GprBlock) -> None:
         """Compare the radar's time window and frequency with what the model was trained on.
@@ -687,10 +774,13 @@ class Pipeline:
     def poll(self, sources: Sequence[Any], force_display: bool = False) -> None:
         """Health, coverage and display; call it every loop turn."""
         now = self.clock()
+        lossy: set[str] = set()
         for src in sources:
             for ev in src.poll_health():
                 self._health(ev)
             for name, h in src.health.items():
+                if getattr(h, "lossy", False):
+                    lossy.add(name)
                 self.states[name] = SensorState.FAULT if name in self.processing_errors else h.state
                 snap = h.snapshot()
                 snap["rate_hz"] = self._rate_of(name, now)
@@ -707,7 +797,7 @@ class Pipeline:
             # to 2 s (host times on our clock only) so faulted ground is not lost.
             head = head + a.speed.speed_m_s * lag
         unplaced_before = self.coverage.unplaced_s
-        self.coverage.update(head, self.states, now)
+        self.coverage.update(head, self._coverage_states(lossy), now)
         if self.coverage.unplaced_s > unplaced_before and now - self._last_unplaced_warn_s >= 10.0:
             self._last_unplaced_warn_s = now
             msg = (
@@ -721,6 +811,16 @@ class Pipeline:
             self._last_display_s = now
             st = self.status()
             self._sink("display", lambda: self.display.update(st))
+
+    def _coverage_states(self, lossy: set[str]) -> dict[str, SensorState]:
+        """States as coverage sees them: DEGRADED only for a sensor losing more of its
+        frames than its health's ``lossy_rate`` (holes in its data); link noise that loses
+        nothing (resyncs, garbage between frames) leaves its ground covered."""
+        out = dict(self.states)
+        for s, st in out.items():
+            if st != SensorState.FAULT:
+                out[s] = SensorState.DEGRADED if s in lossy else SensorState.OK
+        return out
 
     def _scored_to_m(self) -> float:
         """Every window centre below this has been scored or skipped for good: the end of
@@ -744,12 +844,14 @@ class Pipeline:
         self._last_coverage_record_s = now
         final = self.coverage.take_final(self._scored_to_m())
         if final is not None:
-            rec.write_final_coverage(final, now)
+            rec.write_final_coverage(final, now, epoch=self.epoch)
 
     def record_coverage_rest(self) -> None:
         """End of the run: the coverage still open is final; record it (if recording)."""
         if self.recorder is not None and self.recorder.ok:
-            self.recorder.write_final_coverage(self.coverage.take_rest(), self.clock())
+            self.recorder.write_final_coverage(
+                self.coverage.take_rest(), self.clock(), epoch=self.epoch
+            )
 
     def _rate_of(self, sensor: str, now: float) -> float:
         n = self.n_items.get(sensor, 0)
@@ -788,8 +890,8 @@ class Pipeline:
             or [{"sensor": s, "state": "OK"} for s in self.sensors],
             alarms=self.alarms[-20:],
             n_alarms=len(self.alarms),
-            distance_m=self.coverage.distance_m,
-            not_covered_m=self.coverage.not_covered_m(),
+            distance_m=sum(c.distance_m for _, c in self._trackers()),
+            not_covered_m=sum(c.not_covered_m() for _, c in self._trackers()),
             not_covered=self.coverage.not_covered(),
             recording=self.recorder.status() if self.recorder is not None else "off",
             recording_ok=self.recorder is None or self.recorder.writer is None or self.recorder.ok,
@@ -809,8 +911,21 @@ class Pipeline:
     def _never_started(self) -> list[str]:
         return [s for s in self.needed if self.n_items.get(s, 0) == 0]
 
+    def coverage_summary(self) -> dict[str, Any]:
+        """:meth:`CoverageTracker.summary` over every position epoch."""
+        parts = [c.summary() for _, c in self._trackers()]
+        out = {
+            k: sum(p[k] for p in parts)
+            for k in ("distance_m", "not_covered_m", "blind_s", "unplaced_s")
+        }
+        return {**out, "needed": list(self.needed), "epochs": len(parts)}
+
+    def coverage_segments(self) -> list[dict[str, Any]]:
+        """Every epoch's coverage segments, each with its ``epoch``."""
+        return [{**seg, "epoch": k} for k, c in self._trackers() for seg in c.segments()]
+
     def summary(self) -> dict[str, Any]:
-        cov = self.coverage.summary()
+        cov = self.coverage_summary()
         return {
             "duration_s": self.clock() - self._t_start,
             "distance_m": cov["distance_m"],
@@ -821,6 +936,7 @@ class Pipeline:
             "not_covered_m": cov["not_covered_m"],
             "blind_s": cov["blind_s"],
             "unplaced_s": cov["unplaced_s"],
+            "position_epochs": cov["epochs"],
             "model_warnings": list(self.model_warnings),
             "items": dict(self.n_items),
             "suppressed_by_nms": self.alarm_logic.n_suppressed,
@@ -828,6 +944,11 @@ class Pipeline:
             "stage_s": {k: round(v, 4) for k, v in self.stage_s.items()},
             "recording": self.recorder.status() if self.recorder is not None else "off",
             "sink_errors": dict(self._sink_errors),
+            # link-error totals per sensor: the counters of its last health snapshot
+            "link": {
+                name: {k: int(v) for k, v in snap.items() if isinstance(v, (int, np.integer))}
+                for name, snap in self.health_snapshots.items()
+            },
         }
 
     def result(self) -> dict[str, Any]:
@@ -835,7 +956,7 @@ class Pipeline:
             self.alarms,
             np.frombuffer(self.track_pos, dtype=np.float64),
             np.frombuffer(self.track_p, dtype=np.float64),
-            self.coverage.segments(),
+            self.coverage_segments(),
             self.source_info,
             self.scorer.info(),
             self.summary(),
@@ -849,13 +970,16 @@ def _sensors_of(source: Any) -> tuple[str, ...]:
     return tuple(s for s in getattr(source, "sensors", ()) if s != "gps")
 
 
-def _out_dir(cfg: Any, key: str, default_stem: str) -> Path:
+def _out_dir(cfg: Any, key: str, default_stem: str) -> OutDirLock:
+    """The run's output directory, created and locked for this run alone (one line, exit 2,
+    when it cannot be created or written, or another run holds it)."""
     node = cfg.run if key == "run" else cfg.output
     value = node.get("out_dir") if key == "run" else node.get("dir")
+    what = "run.out_dir" if key == "run" else "output.dir"
     if value:
-        return Path(str(value))
+        return lock_dir(Path(str(value)), what)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("runs") / f"{default_stem}-{stamp}"
+    return claim_default_dir(Path("runs"), f"{default_stem}-{stamp}", what)
 
 
 def limit_threads(cfg: Any) -> None:
@@ -890,7 +1014,6 @@ def build_pipeline(
 ) -> Pipeline:
     """The pipeline every command uses, from the composed config."""
     from detect.align import AlignError
-    from detect.config import to_dict
     from detect.windows import window_spec_from_cfg
 
     if "gpr" in sensors and "emi" in sensors:
@@ -933,17 +1056,36 @@ def build_pipeline(
         source_info=source_info,
         input_check=str(cfg.model.get("input_check", "refuse")),
     )
+    if isinstance(scorer, InterimScorer):  # asked for with model.allow_interim=true
+        try:
+            pipe.display.uncalibrated = True  # type: ignore[attr-defined]
+        except AttributeError:
+            log.debug("display %r cannot mark alarms uncalibrated", pipe.display)
+        pipe.display.message(UNCALIBRATED_NOTE, loud=True)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pipe.jsonl = AlarmJsonl(out_dir / "alarms.jsonl")
-        if record:
-            pipe.recorder = open_recorder(
-                out_dir / "session.h5",
-                to_dict(cfg),
-                {**dict(source_info or {}), "model": scorer.info()},
-                pipe.on_recorder_error,
-            )
+        attach_outputs(pipe, cfg, out_dir, record)
     return pipe
+
+
+def attach_outputs(pipe: Pipeline, cfg: Any, out_dir: Path, record: bool) -> None:
+    """``alarms.jsonl`` and (``record``) the session recording in ``out_dir``.
+
+    The live commands call this only once the source is open, so a source that cannot be
+    opened leaves no recording that holds nothing (and blocks the next run)."""
+    from detect.config import to_dict
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pipe.jsonl = AlarmJsonl(out_dir / "alarms.jsonl", calibrated=pipe.scorer.calibrated)
+    except OSError as exc:
+        raise TaskError(f"cannot write to {out_dir}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    if record:
+        pipe.recorder = open_recorder(
+            out_dir / "session.h5",
+            to_dict(cfg),
+            {**pipe.source_info, "model": pipe.scorer.info()},
+            pipe.on_recorder_error,
+        )
 
 
 class _Stop:
@@ -1020,6 +1162,9 @@ def close_out(
     if pipe.jsonl is not None:
         pipe.jsonl.close()
     summary = {**pipe.summary(), **dict(extra or {})}
+    if not pipe.scorer.calibrated:
+        summary["uncalibrated"] = UNCALIBRATED_NOTE
+    summary["exit_status"], summary["exit_reason"] = exit_status(pipe, summary)
     if out_dir is not None:
         result = pipe.result()
         result["summary"] = summary
@@ -1029,7 +1174,85 @@ def close_out(
         except OSError as exc:
             log.error("cannot write the alarm files to %s: %s", out_dir, exc)
             summary["out_dir"] = f"FAILED: {exc}"
+            summary["exit_status"], summary["exit_reason"] = exit_status(pipe, summary)
     return summary
+
+
+#: not-covered ground this much beyond the half window (and the sensors' offset spread) at a
+#: lane end still counts as the lane end: one scoring step plus rounding
+_LANE_END_SLACK_M = 0.05
+
+
+def _lane_end_allowance_m(pipe: Pipeline) -> float:
+    """Ground at each end of the track that is never a window centre, in a healthy run."""
+    offsets = [pipe.aligner.offset_m(s) for s in pipe.needed] or [0.0]
+    step_m = pipe.stride * pipe.spec.grid_m
+    spread_m = max(offsets) - min(offsets)
+    return pipe.spec.half * pipe.spec.grid_m + spread_m + step_m + _LANE_END_SLACK_M
+
+
+def not_covered_reasons(pipe: Pipeline, summary: Mapping[str, Any]) -> list[str]:
+    """Why ground inside the lane was not covered; empty for a run where only the lane ends
+    (never a window centre) are not covered."""
+    needed = set(pipe.needed)
+    out: list[str] = []
+    never = set(summary.get("never_started") or ())
+    faulted = sorted(
+        {e.sensor for e in pipe.health_events if e.state == SensorState.FAULT} & (needed - never)
+    )
+    out.extend(f"{s} FAULT" for s in faulted)
+    out.extend(f"no data from {s}" for s in summary.get("never_started") or ())
+    if summary.get("processing_errors"):
+        out.append(f"{summary['processing_errors']} blocks could not be processed")
+    if summary.get("blind_s", 0.0) > 0.5:
+        out.append(f"{summary['blind_s']:.1f} s blind")
+    if summary.get("unplaced_s", 0.0) > 0.5:
+        out.append(f"{summary['unplaced_s']:.1f} s of data without a position")
+    segs = [g for g in pipe.coverage.segments() if g["end_m"] > g["start_m"]]
+    if segs:
+        lane_end_m = _lane_end_allowance_m(pipe)
+        first, last = float(segs[0]["start_m"]), float(segs[-1]["end_m"])
+        inner = 0.0
+        gaps = merge(  # neighbours that miss different sensors are one stretch of ground
+            (float(g["start_m"]), float(g["end_m"])) for g in segs if g["status"] == "not_covered"
+        )
+        for a, b in gaps:
+            if a <= first:
+                a = max(a, min(b, first + lane_end_m))
+            if b >= last:
+                b = min(b, max(a, last - lane_end_m))
+            inner += max(0.0, b - a)
+        if inner > 1e-6:
+            out.append(f"{inner:.2f} m inside the lane not covered")
+    return out
+
+
+def exit_status(pipe: Pipeline, summary: Mapping[str, Any]) -> tuple[int, str]:
+    """The exit status of a run that completed (see :mod:`detect.errors`) and why."""
+    if summary.get("failed"):
+        code = int(summary.get("failed_exit", EXIT_PROCESSING_FAILED))
+        what = "REFUSED" if code == EXIT_USAGE else "PROCESSING FAILED"
+        return code, f"{what}: {summary['failed']}"
+    lost: list[str] = []
+    rec = pipe.recorder
+    if rec is not None and rec.error is not None:
+        lost.append(f"recording {rec.path.name}: {rec.error}")
+    if str(summary.get("out_dir", "")).startswith("FAILED"):
+        lost.append(f"alarm files {summary['out_dir']}")
+    lost.extend(
+        f"{name} {why}" for name, why in (summary.get("sink_errors") or {}).items()
+        if name != "display"
+    )  # fmt: skip
+    reasons = not_covered_reasons(pipe, summary)
+    why = " / ".join(
+        [*(["GROUND NOT COVERED: " + "; ".join(reasons)] if reasons else []),
+         *(["RECORDING LOST: " + "; ".join(lost)] if lost else [])]
+    )  # fmt: skip
+    if reasons:  # the ground must be swept again: that matters more than the lost record
+        return EXIT_NOT_COVERED, why
+    if lost:
+        return EXIT_RECORDING_LOST, why
+    return EXIT_OK, "complete"
 
 
 def _print_summary(summary: Mapping[str, Any], display: Display) -> None:
@@ -1059,50 +1282,134 @@ def _threaded(source: Any) -> Any:
     return ThreadedSource(source)
 
 
-def _live(cfg: Any, source: Any, stem: str, duration_s: float | None) -> int:
+def _failure(pipe: Pipeline, exc: BaseException, where: str) -> TaskError:
+    """A source, reader, DSP or scorer failure that stopped a replay or scan: one line.
+
+    A model-input mismatch or a DSP chain that does not fit the instrument is a refusal
+    (exit 2, as before any data is scored); anything else is a processing failure (exit 6).
+    The traceback goes to the debug log (``-v``)."""
+    from detect.dsp.base import DspError
+
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, ModelInputMismatch):
+        return TaskError(f"{where}: {text}", EXIT_USAGE)
+    if isinstance(exc, DspError):
+        return TaskError(
+            f"{where}: {text} (the dsp chain does not fit this instrument; set dsp.* overrides)",
+            EXIT_USAGE,
+        )
+    log.debug("processing %s failed", where, exc_info=exc)
+    head = pipe.aligner.head_position_m
+    at = f" at {head:.2f} m" if math.isfinite(head) else ""
+    return TaskError(
+        f"{where}: processing failed{at}: {type(exc).__name__}: {text} (the files hold what "
+        "was processed before)",
+        EXIT_PROCESSING_FAILED,
+    )
+
+
+def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bool = False) -> int:
+    """Read ``source`` through the pipeline until it ends; returns the exit status.
+
+    ``strict`` (replay): a block that cannot be processed, or a source that fails, stops
+    the run with a one-line error after the files are closed; live (``run``) the sensor
+    counts as FAULT meanwhile and the run goes on (exit 4 at the end)."""
     inner = getattr(source, "inner", source)
     source = _threaded(source)
 
     record = bool(cfg.run.get("record", True))
-    out_dir = _out_dir(cfg, "run", stem) if record else None
-    if out_dir is not None and (out_dir / "session.h5").exists():
-        raise TaskError(
-            f"{out_dir} already holds a session.h5: choose a new run.out_dir "
-            "(a recording is never overwritten)",
-            EXIT_USAGE,
-        )
     display = make_display(bool(cfg.run.display), bool(cfg.run.bell))
     info = {**source.info(), "paced": bool(getattr(source, "paced", True))}
-    pipe = build_pipeline(
-        cfg, _sensors_of(source), display, out_dir, record=record, source_info=info
-    )
-    src_off = info.get("emi_offset_m")
-    cfg_off = pipe.aligner.offset_m("emi")
-    if src_off is not None and abs(float(src_off) - cfg_off) > 1e-6:
-        display.message(
-            f"align.offsets_m.emi = {cfg_off} m but the source says the EMI coil is at "
-            f"{src_off} m: GPR and EMI windows will not line up",
-            loud=True,
-        )
+    try:  # the model first: a refusal leaves no output directory behind
+        pipe = build_pipeline(cfg, _sensors_of(source), display, None, source_info=info)
+        pipe.strict = strict
+        lock = _out_dir(cfg, "run", stem) if record else None
+    except BaseException:
+        display.close()
+        raise
+    out_dir = None if lock is None else lock.directory
+    try:
+        if out_dir is not None and (out_dir / "session.h5").exists():
+            raise TaskError(
+                f"{out_dir} already holds a session.h5: choose a new run.out_dir "
+                "(a recording is never overwritten)",
+                EXIT_USAGE,
+            )
+        src_off = info.get("emi_offset_m")
+        cfg_off = pipe.aligner.offset_m("emi")
+        if src_off is not None and abs(float(src_off) - cfg_off) > 1e-6:
+            display.message(
+                f"align.offsets_m.emi = {cfg_off} m but the source says the EMI coil is at "
+                f"{src_off} m: GPR and EMI windows will not line up",
+                loud=True,
+            )
+        where = Path(str(info.get("path") or info.get("source") or stem)).name
+        summary, error = _live_loop(cfg, pipe, source, inner, out_dir, duration_s, display, where)
+    except BaseException:
+        display.close()  # again is harmless
+        if lock is not None:  # a run that wrote nothing leaves no directory behind
+            lock.release(remove_empty_dir=True)
+            lock = None
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+    _print_summary(summary, display)
+    if error is not None:
+        raise error
+    return int(summary["exit_status"])
+
+
+def _live_loop(
+    cfg: Any,
+    pipe: Pipeline,
+    source: Any,
+    inner: Any,
+    out_dir: Path | None,
+    duration_s: float | None,
+    display: Display,
+    where: str,
+) -> tuple[dict, TaskError | None]:
+    """Open the source, then the files; drive; close everything. (summary, failure)."""
     with _Stop() as stop:
         try:
             source.open()
-        except Exception as exc:  # one line for the operator; the files are closed cleanly
-            close_out(pipe, out_dir)
+        except Exception as exc:  # one line for the operator; nothing was written
             display.close()
             raise TaskError(
-                f"cannot open source {info.get('source')}: {str(exc).splitlines()[0]}", EXIT_USAGE
+                f"cannot open source {pipe.source_info.get('source')}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                EXIT_USAGE,
             ) from exc
+        if out_dir is not None:
+            try:
+                attach_outputs(pipe, cfg, out_dir, record=True)
+            except BaseException:
+                source.close()
+                display.close()
+                raise
+        error: TaskError | None = None
         try:
             drive(pipe, source, duration_s, stop.event)
+        except Exception as exc:  # a source or (strict) processing failure: close, then say
+            error = _failure(pipe, exc, where)
+            error.__cause__ = exc
         finally:
             stop.closing = True  # from here on Ctrl-C cannot cut the files short
-            pipe.poll([source], force_display=True)
+            try:
+                pipe.poll([source], force_display=True)
+            except Exception:  # the run is ending anyway: the files matter more
+                log.debug("last poll failed", exc_info=True)
             source.close()  # a normal close is not a sensor fault: no poll after it
-            summary = close_out(pipe, out_dir, truth=getattr(inner, "truth", None))
+            extra = {} if error is None else {"failed": str(error), "failed_exit": error.exit_code}
+            summary = close_out(pipe, out_dir, extra, truth=getattr(inner, "truth", None))
             display.close()
-    _print_summary(summary, display)
-    return 0
+    return summary, error
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def run_task(cfg: Any) -> int:
@@ -1136,7 +1443,7 @@ def replay_task(cfg: Any) -> int:
                 "trace_spacing_m": spacing,
                 "channel": int(cfg.input.get("channel") or 0)}  # fmt: skip
     source = _open_source(spec)
-    return _live(cfg, source, f"replay-{Path(str(path)).stem}", None)
+    return _live(cfg, source, f"replay-{Path(str(path)).stem}", None, strict=True)
 
 
 # --------------------------------------------------------------------------- scan
@@ -1162,10 +1469,15 @@ def file_items(
         except ImportError:
             SessionReader = None  # type: ignore[assignment,misc]
         if SessionReader is not None:
-            with SessionReader(path) as rd:
-                blocks = [b for b in (rd.gpr(), rd.emi()) if b is not None]
-                fixes = list(rd.gps())
-                info = {"source": str(path), "format": "session", **dict(rd.info)}
+            try:
+                with SessionReader(path) as rd:
+                    info = {"source": str(path), "format": "session", **dict(rd.info)}
+                    if rd.epochs():  # a head restarted: blocks as recorded, markers between
+                        return list(rd.iter_items()), info, trace_spacing_m
+                    blocks = [b for b in (rd.gpr(), rd.emi()) if b is not None]
+                    fixes = list(rd.gps())
+            except ReaderError as exc:
+                raise TaskError(str(exc).splitlines()[0], EXIT_USAGE) from exc
             return _interleave(blocks, fixes, chunk_s), info, trace_spacing_m
     try:
         f = read_gpr(path, fmt, trace_spacing_m, channel=channel)
@@ -1227,9 +1539,15 @@ def scan_task(cfg: Any) -> int:
     path = Path(str(path))
     spacing = cfg.input.get("trace_spacing_m")
     channel = int(cfg.input.get("channel") or 0)
-    items, info, spacing = file_items(path, cfg.input.get("format"), spacing, channel=channel)
+    try:
+        items, info, spacing = file_items(path, cfg.input.get("format"), spacing, channel=channel)
+    except TaskError:
+        raise
+    except Exception as exc:  # a reader that breaks on this file: one line, never a traceback
+        log.debug("reading %s failed", path, exc_info=True)
+        why = f"{path}: cannot be read: {_one_line(exc)}"
+        raise TaskError(why, EXIT_PROCESSING_FAILED) from exc
     sensors = tuple(sorted({i.header.sensor for i in items if isinstance(i, (GprBlock, MdBlock))}))
-    out_dir = _out_dir(cfg, "output", f"scan-{path.stem}")
     info = {**info, "paced": False}
     grid_m = float(cfg.window.grid_m)
     if spacing and spacing > (TrackGrid(grid_m).max_fill_cells + 1) * grid_m:
@@ -1244,29 +1562,29 @@ def scan_task(cfg: Any) -> int:
         cfg,
         sensors,
         PlainDisplay(period_s=math.inf),
-        out_dir,
+        None,
         source_info=info,
         trace_spacing_m=spacing,
     )
+    with _out_dir(cfg, "output", f"scan-{path.stem}") as lock:
+        return _scan(pipe, items, path, lock.directory)
+
+
+def _scan(pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> int:
+    attach_outputs(pipe, {}, out_dir, record=False)
     pipe.kept = []
     pipe.strict = True
     t0 = time.perf_counter()
-    from detect.dsp.base import DspError
-
+    error: TaskError | None = None
     try:
         for item in items:
             pipe.handle([item])
             pipe.coverage.update(
                 pipe.aligner.head_position_m, pipe.states, pipe.aligner.head_time_s
             )
-    except DspError as exc:
-        raise TaskError(
-            f"{path.name}: {str(exc).splitlines()[0]} (the dsp chain does not fit this "
-            "instrument; set dsp.* overrides)",
-            EXIT_USAGE,
-        ) from exc
-    except ModelInputMismatch as exc:
-        raise TaskError(f"{path.name}: {exc}", EXIT_USAGE) from exc
+    except Exception as exc:  # the files keep what was scored; then one line
+        error = _failure(pipe, exc, path.name)
+        error.__cause__ = exc
     wall = time.perf_counter() - t0
     data_s = max(
         (float(b.host_time_s[-1]) for b in items if isinstance(b, (GprBlock, MdBlock))),
@@ -1275,9 +1593,16 @@ def scan_task(cfg: Any) -> int:
         (float(b.host_time_s[0]) for b in items if isinstance(b, (GprBlock, MdBlock))),
         default=0.0,
     )
-    summary = close_out(
-        pipe, out_dir, {"wall_s": wall, "data_s": data_s, "x_real_time": data_s / max(wall, 1e-9)}
-    )
+    extra: dict[str, Any] = {
+        "wall_s": wall, "data_s": data_s, "x_real_time": data_s / max(wall, 1e-9)
+    }  # fmt: skip
+    if error is not None:
+        extra.update({"failed": str(error), "failed_exit": error.exit_code})
+    summary = close_out(pipe, out_dir, extra)
+    if error is not None:
+        for line in summary_lines(summary):
+            print(line)
+        raise error
     try:
         from detect.sinks.plot import plot_scan
 
@@ -1286,4 +1611,4 @@ def scan_task(cfg: Any) -> int:
         log.error("scan.png not written: %s", exc)
     for line in summary_lines(summary):
         print(line)
-    return 0
+    return int(summary["exit_status"])

@@ -17,7 +17,17 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader
-from detect.io.formats import GprFile, ReaderError, apply_spacing, file_size, read_head, sibling
+from detect.io.formats import (
+    GprFile,
+    ReaderError,
+    apply_spacing,
+    check_read_size,
+    file_size,
+    placeholder_block,
+    read_head,
+    sibling,
+    skip_samples,
+)
 
 _TRACE_HEADER_BYTES = 128
 _FT_M = 0.3048
@@ -62,7 +72,9 @@ def sniff(path: Path, head: bytes) -> str | None:
     return None
 
 
-def read_dt1(path: Path, trace_spacing_m: float | None = None) -> GprFile:
+def read_dt1(
+    path: Path, trace_spacing_m: float | None = None, headers_only: bool = False
+) -> GprFile:
     if path.suffix.lower() == ".hd":
         dt1 = sibling(path, ".dt1")
         if dt1 is None:
@@ -108,7 +120,13 @@ def read_dt1(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         )
     if n_traces != int(n_hd):
         out.warnings.append(f"HD says {int(n_hd)} traces, the DT1 holds {n_traces}")
-    recs = np.fromfile(path, dtype=rec, count=n_traces)
+    skip_data = skip_samples(headers_only, n_traces * rec.itemsize, out)
+    if skip_data:  # the first and the last trace header only: O(1) memory
+        last = np.fromfile(path, dtype=rec, count=1, offset=(n_traces - 1) * rec.itemsize)
+        recs = np.concatenate([np.fromfile(path, dtype=rec, count=1), last])
+    else:
+        check_read_size(path, n_traces * points, f"{n_traces} traces x {points} points")
+        recs = np.fromfile(path, dtype=rec, count=n_traces)
     th = recs["h"]
     bad_pts = np.flatnonzero(th[:, 2] != points)
     if bad_pts.size:
@@ -118,6 +136,11 @@ def read_dt1(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         )
 
     dt_ns = window_hd / points
+    if dt_ns < 1e-3:  # 1 THz sampling: the points or window field lies
+        raise ReaderError(
+            f"{hd_path}: HD NUMBER OF PTS/TRC = {points} over TOTAL TIME WINDOW = {window_hd:g} "
+            f"ns gives a sample interval of {dt_ns:.3g} ns (expected at least 0.001 ns)"
+        )
     dt_trace_ns = th[:, 6].astype(np.float64) / 1000.0
     if np.all(np.isfinite(dt_trace_ns)) and np.allclose(dt_trace_ns, dt_ns, rtol=1e-3):
         dt_ns = float(dt_trace_ns[0])
@@ -151,12 +174,18 @@ def read_dt1(path: Path, trace_spacing_m: float | None = None) -> GprFile:
     step_hd = _num(hd, "STEP SIZE USED", hd_path, required=False)
     file_spacing = step_hd * scale if step_hd and step_hd > 0 else None
     spacing = apply_spacing(out, file_spacing, trace_spacing_m)
-    if trace_spacing_m is not None or not np.all(np.isfinite(pos)):
+    if not skip_data and (trace_spacing_m is not None or not np.all(np.isfinite(pos))):
         pos = np.arange(n_traces) * spacing if spacing else np.full(n_traces, np.nan)
     out.trace_spacing_m = spacing
 
     tz_point = _num(hd, "TIMEZERO AT POINT", hd_path, required=False)
     time_zero_ns = (tz_point - 1.0) * dt_ns if tz_point and tz_point >= 1 else 0.0
+    if tz_point is not None and not (0 <= tz_point <= points):
+        out.warnings.append(
+            f"HD TIMEZERO AT POINT = {tz_point:g} is outside the {points} points of a trace: "
+            "time zero 0 ns used (trace start)"
+        )
+        time_zero_ns = 0.0
     freq = _num(hd, "NOMINAL FREQUENCY", hd_path, required=False)
     out.antenna_mhz = freq if freq and freq > 0 else None
     if out.antenna_mhz is None:
@@ -170,15 +199,18 @@ def read_dt1(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         time_zero_ns=time_zero_ns,
         antenna_hz=out.antenna_mhz * 1e6 if out.antenna_mhz else None,
     )
-    out.blocks.append(
-        GprBlock.build(
-            recs["d"].astype(np.float32),
-            header,
-            seq=th[:, 0].astype(np.int64),
-            host_time_s=host_time,
-            position_m=pos,
+    if skip_data:
+        out.blocks.append(placeholder_block(n_traces, points, header))
+    else:
+        out.blocks.append(
+            GprBlock.build(
+                recs["d"].astype(np.float32),
+                header,
+                seq=th[:, 0].astype(np.int64),
+                host_time_s=host_time,
+                position_m=pos,
+            )
         )
-    )
     if n_traces > 1 and np.all(np.isfinite(host_time)) and host_time[-1] > host_time[0]:
         out.trace_rate_hz = (n_traces - 1) / (host_time[-1] - host_time[0])
     meta: dict[str, Any] = {"hd": dict(hd), "hd_path": str(hd_path), "bytes_per_point": bpp}

@@ -24,12 +24,35 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader, GpsFix
-from detect.io.formats import GprFile, ReaderError, apply_spacing, file_size, read_head, sibling
+from detect.io.formats import (
+    GprFile,
+    ReaderError,
+    apply_spacing,
+    check_read_size,
+    file_size,
+    placeholder_block,
+    read_head,
+    sibling,
+    skip_samples,
+)
 from detect.io.nmea import NmeaStats, parse_gga
 
 _HEADER_FIELDS = struct.Struct("<HHHHh5fH")
 _DTYPES: dict[int, np.dtype[Any]] = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<i4")}
 _ZERO_LEVEL = {8: 128.0, 16: 32768.0, 32: 0.0}
+#: Data bytes at the start of the file judged for the sample size (the bits field).
+_PREFIX_BYTES = 4 * 2**20
+#: Smooth means a median |step| / std along the trace below this (GPR traces are sampled
+#: many times per period: 0.05-0.2 in the real files; noise gives about 1.15).
+_SMOOTH_MAX = 0.5
+#: The header's sample size is overruled only when it makes the traces this much rougher.
+_ROUGHER = 1.5
+#: Plausible sample interval range (ns) and most samples per antenna period (physical
+#: sense of the samples-per-trace field: 1 THz sampling, or 1000 samples a period, is a lie).
+_DT_NS_RANGE = (1e-3, 50.0)
+_MAX_SAMPLES_PER_PERIOD = 1000.0
+#: Raw bytes read per chunk when converting the samples to float32.
+_CHUNK_BYTES = 16 * 2**20
 
 #: GSSI antenna model numbers -> nominal centre frequency (MHz), from GSSI product sheets
 #: and manuals. A suffix (``5103A``, ``4105NR``, ``62000-003``) keeps the model's frequency.
@@ -100,10 +123,12 @@ def header_bytes(hdr: dict[str, Any]) -> int:
     return 1024 * int(hdr["nchan"])
 
 
-def _plausible(hdr: dict[str, Any]) -> str | None:
+def _plausible(hdr: dict[str, Any], check_bits: bool = True) -> str | None:
+    """Why ``hdr`` is not a DZT header, or None. ``check_bits=False`` leaves the bits
+    field to :func:`_sample_bits`, which judges it against the data."""
     if (hdr["tag"] & 0xFF) not in (0x00, 0xFF) or (hdr["tag"] >> 8) > 0x0F:
         return f"tag 0x{hdr['tag']:04x} is not a DZT tag"
-    if hdr["bits"] not in _DTYPES:
+    if check_bits and hdr["bits"] not in _DTYPES:
         return f"bits per sample = {hdr['bits']} (expected 8, 16 or 32)"
     if not (2 <= hdr["nsamp"] <= 65535):
         return f"samples per trace = {hdr['nsamp']}"
@@ -118,7 +143,8 @@ def sniff(path: Path, head: bytes) -> str | None:
     if len(head) < 128:
         return None
     hdr = _parse_header(head)
-    if _plausible(hdr) is not None:
+    # a .DZT whose bits field alone is wrong is still ours: read_dzt judges it on the data
+    if _plausible(hdr, check_bits=path.suffix.lower() != ".dzt") is not None:
         return None
     return (
         f"GSSI DZT header (tag 0x{hdr['tag']:04x}, {hdr['bits']}-bit, "
@@ -252,9 +278,10 @@ _UNIT_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "ft": 0.3048, "in": 0.0254, "km": 
 
 
 def _waypoint_positions(
-    waypoints: list[tuple[int, float, float]], n_traces: int, unit_m: float
+    waypoints: list[tuple[int, float, float]], traces: np.ndarray, unit_m: float
 ) -> np.ndarray | None:
-    """Positions by piecewise-linear interpolation between waypoints (extrapolated at ends)."""
+    """Positions of trace indices ``traces`` by piecewise-linear interpolation between
+    waypoints (extrapolated at the ends)."""
     wp = sorted(set(waypoints))
     if len(wp) < 2:
         return None
@@ -263,7 +290,7 @@ def _waypoint_positions(
     dist = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
     if np.any(np.diff(scans) <= 0) or dist[-1] <= 0:
         return None
-    idx = np.arange(n_traces, dtype=np.float64)
+    idx = np.asarray(traces, dtype=np.float64)
     pos = np.interp(idx, scans, dist)
     lo_slope = (dist[1] - dist[0]) / (scans[1] - scans[0])
     hi_slope = (dist[-1] - dist[-2]) / (scans[-1] - scans[-2])
@@ -308,36 +335,145 @@ def _read_dzg(path: Path, sps: float, out: GprFile) -> tuple[list[GpsFix], np.nd
     return fixes, np.asarray(scans, dtype=np.float64)
 
 
-def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
+def _roughness(buf: bytes, nsamp: int, nchan: int, bits: int) -> float | None:
+    """Median over traces of mean |step| / std along the trace, ``buf`` read as
+    ``bits``-bit samples; None when it holds fewer than two scans or no trace varies.
+
+    The first 4 samples (bookkeeping words in several units) are left out."""
+    dtype = _DTYPES[bits]
+    n = len(buf) // (nsamp * nchan * dtype.itemsize)
+    if n < 2 or nsamp < 8:
+        return None
+    words = np.frombuffer(buf, dtype=dtype, count=n * nchan * nsamp)
+    x = words.reshape(n * nchan, nsamp)[:, 4:].astype(np.float64)
+    step = np.abs(np.diff(x, axis=1)).mean(axis=1)
+    std = x.std(axis=1)
+    ok = std > 0
+    return float(np.median(step[ok] / std[ok])) if ok.any() else None
+
+
+def _sample_bits(path: Path, hdr: dict[str, Any], prefix: bytes, out: GprFile) -> int:
+    """The sample size in bits, from the header's bits field checked against the data.
+
+    GPR traces are smooth along the samples; read with the wrong word size they are not
+    (16-bit data read as 32-bit pairs two samples into one word, 32-bit data read as
+    16-bit alternate low and high halves). The field is overruled, with a warning naming
+    it, only when another size is clearly smoother; a field that is not 8/16/32 and data
+    that do not show the size are a ReaderError.
+    """
+    bits, nsamp, nchan = int(hdr["bits"]), int(hdr["nsamp"]), int(hdr["nchan"])
+    rough = {b: r for b in _DTYPES if (r := _roughness(prefix, nsamp, nchan, b)) is not None}
+    best = min(rough, key=rough.__getitem__) if rough else None
+    smooth = best is not None and rough[best] < _SMOOTH_MAX
+    if bits not in _DTYPES:
+        others = [r for b, r in rough.items() if b != best]
+        if best is None or not smooth or not all(r > _ROUGHER * rough[best] for r in others):
+            raise ReaderError(
+                f"{path}: header bits per sample = {bits} (expected 8, 16 or 32), and the "
+                "data do not show the sample size"
+            )
+        out.warnings.append(
+            f"header bits per sample = {bits} (expected 8, 16 or 32): read as {best}-bit, "
+            f"the only sample size that gives smooth traces (step/std {rough[best]:.2f})"
+        )
+        return best
+    if best is None or best == bits or not smooth:
+        return bits
+    mine = rough.get(bits, math.inf)
+    if mine <= _ROUGHER * rough[best]:
+        return bits
+    out.warnings.append(
+        f"header bits per sample = {bits} contradicts the data: read as {best}-bit, under "
+        f"which the traces are smooth (step/std {rough[best]:.2f}, as {bits}-bit {mine:.2f})"
+    )
+    return best
+
+
+def _check_samples(path: Path, hdr: dict[str, Any], antenna_mhz: float | None) -> None:
+    """The samples-per-trace field against physical sense (ReaderError naming it)."""
+    nsamp, range_ns = int(hdr["nsamp"]), float(hdr["range_ns"])
+    dt_ns = range_ns / nsamp
+    lo, hi = _DT_NS_RANGE
+    if not (lo <= dt_ns <= hi):
+        raise ReaderError(
+            f"{path}: header samples per trace = {nsamp} over a {range_ns:g} ns range gives "
+            f"a sample interval of {dt_ns:.3g} ns (expected {lo:g} to {hi:g} ns)"
+        )
+    if antenna_mhz:
+        per_period = 1000.0 / antenna_mhz / dt_ns
+        if per_period > _MAX_SAMPLES_PER_PERIOD:
+            raise ReaderError(
+                f"{path}: header samples per trace = {nsamp} over a {range_ns:g} ns range "
+                f"gives {per_period:.3g} samples per period of the {antenna_mhz:g} MHz antenna "
+                f"(expected at most {_MAX_SAMPLES_PER_PERIOD:g})"
+            )
+
+
+def _read_samples(
+    path: Path, offset: int, n_scans: int, nchan: int, nsamp: int, bits: int
+) -> np.ndarray:
+    """``(nchan, n_scans, nsamp)`` float32 samples less the zero level, read in chunks.
+
+    Plain reads, not a memmap (a file cut short under us is then an error, not a
+    SIGBUS), and in chunks, so the only full-size array is the float32 result."""
+    dtype = _DTYPES[bits]
+    zero = np.float32(_ZERO_LEVEL[bits])
+    out = np.empty((nchan, n_scans, nsamp), dtype=np.float32)
+    per_chunk = max(1, _CHUNK_BYTES // (nchan * nsamp * dtype.itemsize))
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for lo in range(0, n_scans, per_chunk):
+            k = min(per_chunk, n_scans - lo)
+            words = np.fromfile(f, dtype=dtype, count=k * nchan * nsamp)
+            if words.size != k * nchan * nsamp:
+                raise ReaderError(f"{path}: file shrank while being read (at scan {lo + k})")
+            dest = out[:, lo : lo + k, :]
+            dest[...] = words.reshape(k, nchan, nsamp).transpose(1, 0, 2)
+            dest -= zero
+    return out
+
+
+def read_dzt(
+    path: Path, trace_spacing_m: float | None = None, headers_only: bool = False
+) -> GprFile:
     size = file_size(path)
     head = read_head(path, 1024)
     if len(head) < 1024:
         raise ReaderError(f"{path}: truncated DZT: {len(head)} bytes, header needs 1024")
     hdr = _parse_header(head)
-    bad = _plausible(hdr)
+    bad = _plausible(hdr, check_bits=False)
     if bad is not None:
         raise ReaderError(f"{path}: not a valid DZT header: {bad}")
     offset = header_bytes(hdr)
-    nsamp, nchan, bits = int(hdr["nsamp"]), int(hdr["nchan"]), int(hdr["bits"])
-    dtype = _DTYPES[bits]
-    scan_bytes = nsamp * nchan * dtype.itemsize
+    nsamp, nchan = int(hdr["nsamp"]), int(hdr["nchan"])
     if size <= offset:
         raise ReaderError(f"{path}: truncated DZT: {size} bytes, header alone is {offset}")
+    out = GprFile(path=path, format="dzt", format_reason="", blocks=[])
+    prefix = read_head(path, offset + _PREFIX_BYTES)[offset:]
+    bits = _sample_bits(path, hdr, prefix, out)
+    dtype = _DTYPES[bits]
+    scan_bytes = nsamp * nchan * dtype.itemsize
     n_scans, rest = divmod(size - offset, scan_bytes)
     if n_scans == 0:
         raise ReaderError(
             f"{path}: header says {nsamp} samples x {nchan} channel(s) x {bits} bit per scan "
             f"({scan_bytes} bytes) but only {size - offset} data bytes follow"
         )
-    out = GprFile(path=path, format="dzt", format_reason="", blocks=[])
     if rest:
         out.warnings.append(
             f"file ends inside scan {n_scans}: {rest} trailing bytes of an incomplete scan dropped"
         )
-    raw = np.fromfile(path, dtype=dtype, count=n_scans * nsamp * nchan, offset=offset)
-    # one read, not a memmap: a file cut short under us (USB stick pulled) is then an
-    # OSError instead of a SIGBUS
-    raw = raw.reshape(n_scans, nchan, nsamp)
+    out.antenna_mhz = _antenna(hdr["antenna"], out)
+    _check_samples(path, hdr, out.antenna_mhz)
+    skip_data = skip_samples(headers_only, n_scans * scan_bytes, out)
+    if skip_data:
+        n_pre = min(n_scans, len(prefix) // scan_bytes)
+        words = np.frombuffer(prefix, dtype=dtype, count=n_pre * nchan * nsamp)
+        pre = words.reshape(n_pre, nchan, nsamp).transpose(1, 0, 2).astype(np.float32)
+        samples = pre - np.float32(_ZERO_LEVEL[bits])
+    else:
+        check_read_size(path, n_scans * nchan * nsamp, f"{n_scans} scans x {nchan} x {nsamp}")
+        samples = _read_samples(path, offset, n_scans, nchan, nsamp, bits)
 
     sps, spm = float(hdr["sps"]), float(hdr["spm"])
     out.trace_rate_hz = sps if math.isfinite(sps) and sps > 0 else None
@@ -345,7 +481,6 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         out.warnings.append(
             f"header dielectric epsr = {hdr['epsr']} (unset): depths need a velocity from elsewhere"
         )
-    out.antenna_mhz = _antenna(hdr["antenna"], out)
     headers = _channel_headers(path, hdr, offset)
 
     file_spacing = 1.0 / spm if math.isfinite(spm) and spm > 0 else None
@@ -356,7 +491,8 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         dzx = _read_dzx(dzx_path, out)
         if file_spacing is None:
             unit = _UNIT_M.get(str(dzx.get("horizontalUnit", "m")).lower(), 1.0)
-            positions = _waypoint_positions(dzx.get("waypoints", []), n_scans, unit)
+            ends = np.array([0, n_scans - 1]) if skip_data else np.arange(n_scans)
+            positions = _waypoint_positions(dzx.get("waypoints", []), ends, unit)
             if positions is not None and n_scans > 1:
                 file_spacing = float((positions[-1] - positions[0]) / (n_scans - 1))
                 out.warnings.append(
@@ -370,28 +506,23 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
                 if math.isfinite(per_scan) and per_scan > 0:
                     file_spacing = per_scan
     spacing = apply_spacing(out, file_spacing, trace_spacing_m)
-    if positions is None or trace_spacing_m is not None:
-        positions = (
-            np.arange(n_scans, dtype=np.float64) * spacing if spacing else np.full(n_scans, np.nan)
-        )
     out.trace_spacing_m = spacing
+    n_arr = 0 if skip_data else n_scans  # per-trace arrays too are O(1) for headers only
+    if positions is None or trace_spacing_m is not None or skip_data:
+        positions = np.arange(n_arr, dtype=np.float64) * spacing if spacing else None
 
     dt_ns = float(hdr["range_ns"]) / nsamp
-    zero = _ZERO_LEVEL[bits]
-    host_time = (
-        np.arange(n_scans) / out.trace_rate_hz if out.trace_rate_hz else np.full(n_scans, np.nan)
-    )
+    rate = out.trace_rate_hz
+    host_time = np.arange(n_arr) / rate if rate else np.full(n_arr, np.nan)
     marks: list[int] = [int(m) for m in dzx.get("marks", [])]
     for ch in range(nchan):
-        chan = raw[:, ch, :]
-        skip = nonsignal_rows(chan)
-        data = chan.astype(np.float32)
-        data -= np.float32(zero)
+        data = samples[ch]
+        skip = nonsignal_rows(data)
         if skip:
-            mark_word = chan[:, 1]
+            mark_word = data[:, 1]
             values, counts = np.unique(mark_word, return_counts=True)
             usual = values[np.argmax(counts)]
-            if ch == 0:
+            if ch == 0 and not skip_data:
                 marks.extend(np.flatnonzero(mark_word != usual).tolist())
             data[:, :skip] = data[:, skip : skip + 1]
             out.warnings.append(
@@ -405,6 +536,9 @@ def read_dzt(path: Path, trace_spacing_m: float | None = None) -> GprFile:
             antenna_hz=ch_mhz * 1e6 if ch_mhz else None,
             channel=ch,
         )
+        if skip_data:
+            out.blocks.append(placeholder_block(n_scans, nsamp, header))
+            continue
         out.blocks.append(
             GprBlock.build(
                 data,

@@ -8,8 +8,10 @@ for the choice is kept in :attr:`GprFile.format_reason` so ``detect info`` can s
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from detect.blocks import GprBlock, GpsFix
+from detect.blocks import GprBlock, GprHeader, GpsFix
 
 #: Formats we read, in the order content sniffing tries them.
 FORMATS: tuple[str, ...] = ("session", "gprmax", "segy", "dzt", "dt1", "rd3")
@@ -37,6 +39,9 @@ class GprFile:
     ``gps_trace`` gives, for each fix in ``gps``, the (fractional) trace index it
     belongs to; ``marks`` are trace indices of user marks. ``channel`` is the index in
     ``blocks`` of the channel that :attr:`block` (and so a scan or replay) uses.
+    ``samples_read`` is False when the caller asked for headers only and the reader
+    skipped the samples: the blocks then have the right shapes but hold no data (zero-
+    stride placeholders), and only header facts may be used.
     """
 
     path: Path
@@ -52,6 +57,7 @@ class GprFile:
     warnings: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     channel: int = 0
+    samples_read: bool = True
 
     @property
     def block(self) -> GprBlock:
@@ -128,6 +134,7 @@ class GprFile:
             "gps_present": any(f.has_fix for f in self.gps),
             "n_gps_fixes": len(self.gps),
             "n_marks": len(self.marks),
+            "samples_read": self.samples_read,
             "warnings": list(self.warnings),
         }
 
@@ -137,6 +144,79 @@ def trace_positions(n_traces: int, spacing_m: float | None, start_m: float = 0.0
     if spacing_m is None or not math.isfinite(spacing_m) or spacing_m <= 0:
         return np.full(n_traces, np.nan)
     return start_m + np.arange(n_traces, dtype=np.float64) * spacing_m
+
+
+#: Environment variable that sets the most memory (GiB) the samples of one file may take
+#: once read as float32; unset, it is half the machine's physical memory.
+READ_LIMIT_ENV = "DETECT_READ_LIMIT_GIB"
+
+#: With ``headers_only``, a reader still reads the samples of files up to this many bytes
+#: (then everything ``info`` shows, data-derived marks included, is as in a full read).
+HEADERS_ONLY_ABOVE_BYTES = 64 * 2**20
+
+
+def read_limit_bytes() -> int:
+    """Most bytes the float32 samples of one file may occupy in memory."""
+    raw = os.environ.get(READ_LIMIT_ENV)
+    if raw:
+        try:
+            gib = float(raw)
+        except ValueError:
+            raise ReaderError(f"{READ_LIMIT_ENV}={raw!r} is not a number of GiB") from None
+        if not (math.isfinite(gib) and gib > 0):
+            raise ReaderError(f"{READ_LIMIT_ENV}={raw!r} must be a positive number of GiB")
+        return int(gib * 2**30)
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        phys = 8 * 2**30
+    return int(phys) // 2
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def check_read_size(path: Path, n_values: int, what: str) -> None:
+    """Refuse, before allocating, samples whose float32 copy would pass the read limit.
+
+    One line naming the file, what it holds, the memory it would need and the limit, so
+    a multi-GB recording is a clear refusal instead of a MemoryError (or the OOM killer).
+    """
+    need = int(n_values) * 4
+    limit = read_limit_bytes()
+    if need > limit:
+        raise ReaderError(
+            f"{path}: {what} would need {_gib(need)} of memory as float32 samples, beyond the "
+            f"read limit of {_gib(limit)} (half the physical memory, or {READ_LIMIT_ENV}); "
+            "cut the file into shorter profiles (or use `detect info`, which reads headers only)"
+        )
+
+
+def placeholder_block(n_traces: int, n_samples: int, header: GprHeader) -> GprBlock:
+    """A block with the shape of ``n_traces x n_samples`` but no memory behind it (zero-
+    stride views of NaN): what a headers-only read returns instead of the samples."""
+    nan32 = np.float32(np.nan)
+    return GprBlock(
+        data=np.broadcast_to(nan32, (n_traces, n_samples)),
+        seq=np.broadcast_to(np.int64(-1), (n_traces,)),
+        host_time_s=np.broadcast_to(np.float64(np.nan), (n_traces,)),
+        position_m=np.broadcast_to(np.float64(np.nan), (n_traces,)),
+        header=header,
+    )
+
+
+def skip_samples(headers_only: bool, data_bytes: int, out: GprFile) -> bool:
+    """Whether a headers-only read skips the samples (it does above
+    :data:`HEADERS_ONLY_ABOVE_BYTES`); says so in ``out.warnings`` when it does."""
+    if not headers_only or data_bytes <= HEADERS_ONLY_ABOVE_BYTES:
+        return False
+    out.samples_read = False
+    out.warnings.append(
+        f"headers only: the {_gib(data_bytes)} of samples were not read past the first "
+        "few MiB (a scan reads them all); marks in the sample words are not counted"
+    )
+    return True
 
 
 def file_size(path: Path) -> int:
@@ -203,6 +283,46 @@ def _sniffers() -> dict[str, Callable[[Path, bytes], str | None]]:
     }
 
 
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_EOF = re.compile(r"eof = (\d+).*stored_eof = (\d+)")
+
+
+def hdf5_damage(path: Path) -> str | None:
+    """One line naming the damage of an HDF5 file (a session recording cut short by a dead
+    battery or a full disk) that HDF5 cannot open, or None when it opens.
+
+    Says how much of the file is there and when it was last written, so nobody mistakes
+    a damaged recording for a file of another kind, or throws it away."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return None
+    except Exception as exc:  # h5py raises OSError, sometimes RuntimeError/KeyError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}: {path.name} is truncated/damaged: {reason}"
+    when = _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    m = _EOF.search(reason)
+    if m:
+        have, want = int(m.group(1)), int(m.group(2))
+        kept = (
+            f"it holds {have} of the {want} bytes HDF5 recorded ({100.0 * have / want:.1f} %)"
+            if want > 0
+            else f"it holds {have} bytes"
+        )
+        what = "truncated"
+    else:
+        kept, what = f"{st.st_size} bytes", "damaged"
+    return (
+        f"{path}: {path.name} is {what} (an HDF5 file, e.g. a session recording cut short): "
+        f"{reason}; {kept}, last written {when} UTC; the data recorded up to the cut may be "
+        "recoverable with HDF5 tools, so keep the file (this reader cannot open it)"
+    )
+
+
 def detect_format(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(format, reason) from the file's content; the extension only breaks ties."""
     p = Path(path)
@@ -221,6 +341,10 @@ def detect_format(path: str | os.PathLike[str]) -> tuple[str, str]:
             reason = None
         if reason is not None:
             matches.append((name, reason))
+    if not matches and head.startswith(HDF5_MAGIC):
+        damage = hdf5_damage(p)
+        if damage is not None:
+            raise ReaderError(damage)
     if not matches:
         ext = f" (extension says {hint})" if hint else ""
         raise ReaderError(f"{p}: not a recognised GPR file: content matches no format{ext}")
@@ -238,6 +362,7 @@ def read_gpr(
     format: str | None = None,
     trace_spacing_m: float | None = None,
     channel: int = 0,
+    headers_only: bool = False,
 ) -> GprFile:
     """Read any supported GPR file (format from content unless ``format`` forces one).
 
@@ -245,6 +370,10 @@ def read_gpr(
     step the file gives (with a warning naming both). ``channel`` selects the channel
     of a multi-channel file that :attr:`GprFile.block` is (a one-line ``ReaderError``
     naming the file and its channel count when it has no such channel).
+    ``headers_only`` (``detect info``): the DZT, DT1 and RD3 readers then skip the samples
+    of a file above :data:`HEADERS_ONLY_ABOVE_BYTES` (O(1) memory whatever its size; see
+    :attr:`GprFile.samples_read`). Samples beyond the read limit are a ReaderError
+    (:func:`check_read_size`), and so is running out of memory: never a traceback.
     """
     from detect.io import dt1, dzt, gprmax, rd3, segy, session
 
@@ -268,8 +397,16 @@ def read_gpr(
         "segy": segy.read_segy,
         "session": session.read_session_gpr,
     }
+    kwargs: dict[str, Any] = {"trace_spacing_m": trace_spacing_m}
+    if headers_only and fmt in ("dzt", "dt1", "rd3"):
+        kwargs["headers_only"] = True
     try:
-        out = readers[fmt](p, trace_spacing_m=trace_spacing_m)
+        out = readers[fmt](p, **kwargs)
+    except MemoryError as exc:
+        raise ReaderError(
+            f"{p}: not enough memory to read this {fmt} file of {_gib(file_size(p))} "
+            f"({exc or 'MemoryError'}); cut it into shorter profiles"
+        ) from None
     except ReaderError as exc:
         msg = str(exc)
         if "\n" in msg:

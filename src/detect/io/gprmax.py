@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader
-from detect.io.formats import GprFile, ReaderError, apply_spacing, check_finite
+from detect.io.formats import GprFile, ReaderError, apply_spacing, check_finite, check_read_size
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 COMPONENTS = ("Ez", "Ey", "Ex", "Hz", "Hy", "Hx")
@@ -63,6 +63,7 @@ def read_gprmax(
                 f"{path}: receiver {rx_name} has no field component {names or COMPONENTS}"
             )
         comp = names[0]
+        check_read_size(path, int(rx[comp].size), f"{rx_name}/{comp} {rx[comp].shape}")
         with np.errstate(over="ignore", invalid="ignore"):
             arr = np.asarray(rx[comp][()], dtype=np.float32)
         iterations = f.attrs.get("Iterations")

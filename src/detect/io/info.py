@@ -12,9 +12,9 @@ from detect.errors import EXIT_USAGE, TaskError
 from detect.io.formats import GprFile, ReaderError, read_gpr
 
 
-def load_input(cfg: DictConfig) -> GprFile:
+def load_input(cfg: DictConfig, headers_only: bool = False) -> GprFile:
     """Read ``cfg.input.path`` with the configured format, trace step and channel
-    (TaskError on bad input)."""
+    (TaskError on bad input); ``headers_only`` as in :func:`read_gpr`."""
     path = cfg.input.get("path")
     if not path:
         raise TaskError("no input file given (input.path)", EXIT_USAGE)
@@ -24,6 +24,7 @@ def load_input(cfg: DictConfig) -> GprFile:
             format=cfg.input.get("format"),
             trace_spacing_m=cfg.input.get("trace_spacing_m"),
             channel=int(cfg.input.get("channel") or 0),
+            headers_only=headers_only,
         )
     except ReaderError as exc:
         raise TaskError(str(exc), EXIT_USAGE) from exc
@@ -150,7 +151,7 @@ def info_task(cfg: DictConfig) -> int:
             print("\n".join(f"{k.replace('_', ' '):<17}{v}" for k, v in shown.items()))
             print("no GPR stream in this session (metal detector / GPS only)")
         return 0
-    g = load_input(cfg)
+    g = load_input(cfg, headers_only=True)  # O(1) memory on a multi-GB file
     if cfg.get("info") is not None and cfg.info.get("json"):
         out = g.info()
         if "session" in g.meta:

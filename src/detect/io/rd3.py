@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from detect.blocks import FixQuality, GprBlock, GprHeader, GpsFix
-from detect.io.formats import GprFile, ReaderError, apply_spacing, file_size, sibling
+from detect.io.formats import (
+    GprFile,
+    ReaderError,
+    apply_spacing,
+    check_read_size,
+    file_size,
+    placeholder_block,
+    sibling,
+    skip_samples,
+)
 
 _ANT_MHZ = re.compile(r"(\d+(?:\.\d+)?)\s*(?:_|\s)*(MHz|GHz)?", re.IGNORECASE)
 
@@ -93,7 +102,9 @@ def _read_cor(path: Path, out: GprFile) -> tuple[list[GpsFix], np.ndarray]:
     return fixes, np.asarray(traces, dtype=np.float64)
 
 
-def read_rd3(path: Path, trace_spacing_m: float | None = None) -> GprFile:
+def read_rd3(
+    path: Path, trace_spacing_m: float | None = None, headers_only: bool = False
+) -> GprFile:
     if path.suffix.lower() == ".rad":
         data_path = sibling(path, ".rd3") or sibling(path, ".rd7")
         if data_path is None:
@@ -110,6 +121,11 @@ def read_rd3(path: Path, trace_spacing_m: float | None = None) -> GprFile:
     fs_mhz = _rad_num(rad, "FREQUENCY", rad_path)
     if samples < 2 or not samples.is_integer() or fs_mhz <= 0:
         raise ReaderError(f"{rad_path}: SAMPLES = {samples}, FREQUENCY = {fs_mhz} MHz")
+    if fs_mhz > 1e6:  # sampling beyond 1 THz (dt < 1 ps): the field lies
+        raise ReaderError(
+            f"{rad_path}: .rad FREQUENCY = {fs_mhz:g} MHz (the sampling frequency; expected "
+            "at most 1e6 MHz)"
+        )
     n_samp = int(samples)
     dtype = np.dtype("<i4") if data_path.suffix.lower() == ".rd7" else np.dtype("<i2")
     size = file_size(data_path)
@@ -126,7 +142,11 @@ def read_rd3(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         last = _rad_num(rad, "LAST TRACE", rad_path)
         if int(last) != n_traces:
             out.warnings.append(f".rad LAST TRACE = {int(last)}, the data file holds {n_traces}")
-    data = np.fromfile(data_path, dtype=dtype, count=n_traces * n_samp).reshape(n_traces, n_samp)
+    skip_data = skip_samples(headers_only, n_traces * trace_bytes, out)
+    if not skip_data:
+        check_read_size(data_path, n_traces * n_samp, f"{n_traces} traces x {n_samp} samples")
+        data = np.fromfile(data_path, dtype=dtype, count=n_traces * n_samp)
+        data = data.reshape(n_traces, n_samp)
     dt_ns = 1000.0 / fs_mhz
     if "TIMEWINDOW" in rad:
         tw = _rad_num(rad, "TIMEWINDOW", rad_path)
@@ -139,20 +159,24 @@ def read_rd3(path: Path, trace_spacing_m: float | None = None) -> GprFile:
     file_spacing = dist if dist > 0 else None
     spacing = apply_spacing(out, file_spacing, trace_spacing_m)
     out.trace_spacing_m = spacing
-    pos = np.arange(n_traces) * spacing if spacing else np.full(n_traces, np.nan)
+    n_arr = 0 if skip_data else n_traces  # per-trace arrays are O(1) for headers only
+    pos = np.arange(n_arr) * spacing if spacing else np.full(n_arr, np.nan)
     t_int = float(rad.get("TIME INTERVAL", "0").split()[0] or 0)
     out.trace_rate_hz = 1.0 / t_int if t_int > 0 and rad.get("TIME FLAG", "0") == "1" else None
     host_time = (
-        np.arange(n_traces) / out.trace_rate_hz if out.trace_rate_hz else np.full(n_traces, np.nan)
+        np.arange(n_arr) / out.trace_rate_hz if out.trace_rate_hz else np.full(n_arr, np.nan)
     )
     antenna = rad.get("ANTENNAS", "")
     out.antenna_mhz = _antenna_mhz(antenna)
     if out.antenna_mhz is None:
         out.warnings.append(f"unknown antenna '{antenna}': centre frequency not known")
     header = GprHeader(dt_ns=dt_ns, antenna_hz=out.antenna_mhz * 1e6 if out.antenna_mhz else None)
-    out.blocks.append(
-        GprBlock.build(data.astype(np.float32), header, host_time_s=host_time, position_m=pos)
-    )
+    if skip_data:
+        out.blocks.append(placeholder_block(n_traces, n_samp, header))
+    else:
+        out.blocks.append(
+            GprBlock.build(data.astype(np.float32), header, host_time_s=host_time, position_m=pos)
+        )
     cor = sibling(data_path, ".cor")
     if cor is not None:
         out.gps, out.gps_trace = _read_cor(cor, out)

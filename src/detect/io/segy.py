@@ -18,7 +18,14 @@ import numpy as np
 import segyio
 
 from detect.blocks import GprBlock, GprHeader
-from detect.io.formats import GprFile, ReaderError, apply_spacing, check_finite, file_size
+from detect.io.formats import (
+    GprFile,
+    ReaderError,
+    apply_spacing,
+    check_finite,
+    check_read_size,
+    file_size,
+)
 
 _TEXT_BYTES = 3200
 _BIN_BYTES = 400
@@ -46,6 +53,8 @@ def read_segy(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         raise ReaderError(f"{path}: truncated SEG-Y: shorter than its headers")
     try:
         with segyio.open(str(path), "r", ignore_geometry=True, strict=False) as f:
+            n_tr, n_samp = int(f.tracecount), len(f.samples)
+            check_read_size(path, n_tr * n_samp, f"{n_tr} traces x {n_samp} samples")
             data = np.asarray(f.trace.raw[:], dtype=np.float32)
             interval = int(f.bin[segyio.BinField.Interval])
             text = segyio.tools.wrap(f.text[0]) if f.text else ""

@@ -42,10 +42,11 @@ from detect.blocks import (
     HealthEvent,
     MdBlock,
     MdHeader,
+    PositionEpoch,
     SensorState,
 )
 from detect.coverage import total_m
-from detect.io.formats import GprFile, ReaderError, trace_positions
+from detect.io.formats import GprFile, ReaderError, hdf5_damage, trace_positions
 
 try:
     import resource
@@ -115,6 +116,7 @@ _ALARM = np.dtype(
         ("lon_deg", "<f8"),
         ("h_acc_m", "<f8"),
         ("scores_json", "S2048"),
+        ("epoch", "<i4"),
     ]
 )
 _HEALTH = np.dtype(
@@ -134,6 +136,17 @@ _COVERAGE = np.dtype(
         ("sensor", "S32"),
         ("reason", "S256"),
         ("host_time_s", "<f8"),
+        ("epoch", "<i4"),
+    ]
+)
+#: A new position epoch began (``PositionEpoch``) after ``gpr_rows`` / ``emi_rows`` rows.
+_EPOCH = np.dtype(
+    [
+        ("host_time_s", "<f8"),
+        ("source", "S64"),
+        ("reason", "S256"),
+        ("gpr_rows", "<i8"),
+        ("emi_rows", "<i8"),
     ]
 )
 #: One row each time coverage became final (docs/recording-format.md, "/coverage_final").
@@ -144,6 +157,7 @@ _COVERAGE_FINAL = np.dtype(
         ("final_to_m", "<f8"),
         ("open_start_m", "<f8"),
         ("open_missing", "S256"),
+        ("epoch", "<i4"),
     ]
 )
 
@@ -258,6 +272,7 @@ class SessionWriter:
             ("alarms", _ALARM, 64),
             ("health", _HEALTH, 64),
             ("coverage", _COVERAGE, 64),
+            ("epochs", _EPOCH, 16),
         ):
             f.create_dataset(name, (0,), table, maxshape=(None,), chunks=(chunk,))
             self.rows[name] = 0
@@ -379,6 +394,12 @@ class SessionWriter:
                 self._write_row("alarms", _alarm_row(item))
             elif isinstance(item, HealthEvent):
                 self._write_row("health", _health_row(item))
+            elif isinstance(item, PositionEpoch):
+                row = np.zeros(1, _EPOCH)
+                row["host_time_s"], row["source"] = item.host_time_s, _s(item.source, 64)
+                row["reason"] = _s(item.reason, 256)
+                row["gpr_rows"], row["emi_rows"] = self.rows["gpr"], self.rows["emi"]
+                self._write_row("epochs", row)
             else:
                 raise TypeError(f"cannot record a {type(item).__name__}")
             self._maybe_flush()
@@ -395,8 +416,10 @@ class SessionWriter:
         reason: str = "",
         sensor: str = "",
         host_time_s: float = math.nan,
+        epoch: int = 0,
     ) -> None:
-        """Record an along-track interval a sensor did not cover (or covered degraded)."""
+        """Record an along-track interval a sensor did not cover (or covered degraded), in
+        position epoch ``epoch``'s frame."""
         if self._closed:
             if self.error is None:
                 raise RecordingError(f"session {self.path} is closed")
@@ -404,7 +427,7 @@ class SessionWriter:
         row = np.zeros(1, _COVERAGE)
         row["start_m"], row["end_m"], row["state"] = start_m, end_m, int(state)
         row["sensor"], row["reason"] = _s(sensor, 32), _s(reason, 256)
-        row["host_time_s"] = host_time_s
+        row["host_time_s"], row["epoch"] = host_time_s, epoch
         self._ensure_headroom(row.nbytes, "coverage")
         try:
             self._write_row("coverage", row)
@@ -418,6 +441,7 @@ class SessionWriter:
         open_start_m: float = math.nan,
         open_missing: Sequence[str] = (),
         host_time_s: float = math.nan,
+        epoch: int = 0,
     ) -> None:
         """Mark the ``/coverage`` rows written so far as the complete record of the ground
         below ``final_to_m`` (``inf``: of the whole run), with the still open segment's
@@ -430,7 +454,7 @@ class SessionWriter:
         row = np.zeros(1, _COVERAGE_FINAL)
         row["host_time_s"], row["n_rows"] = host_time_s, self.rows["coverage"]
         row["final_to_m"], row["open_start_m"] = final_to_m, open_start_m
-        row["open_missing"] = missing.encode()
+        row["open_missing"], row["epoch"] = missing.encode(), epoch
         self._ensure_headroom(row.nbytes, "coverage_final")
         try:
             self._write_row("coverage_final", row)
@@ -581,6 +605,7 @@ def _alarm_row(a: Alarm) -> np.ndarray:
     r["position_m"], r["confidence"], r["depth_m"] = a.position_m, a.confidence, _f(a.depth_m)
     r["host_time_s"], r["h_acc_m"] = a.host_time_s, _f(a.h_acc_m)
     r["lat_deg"], r["lon_deg"] = _f(a.lat_deg), _f(a.lon_deg)
+    r["epoch"] = a.epoch
     text = _json({"sensor_scores": dict(a.sensor_scores), "class_probs": dict(a.class_probs)})
     if len(text) > 2048:
         raise ValueError("alarm scores longer than 2048 bytes")
@@ -634,8 +659,9 @@ class SessionReader:
         except Exception as exc:
             if "truncated file" in str(exc):
                 raise ReaderError(
-                    f"{self.path}: session file is truncated, its recording stopped on a write "
-                    f"error ({exc})"
+                    hdf5_damage(self.path)
+                    or f"{self.path}: session file is truncated, its recording stopped on a "
+                    f"write error ({exc})"
                 ) from exc
             raise ReaderError(f"{self.path}: not a readable HDF5 session file ({exc})") from exc
         try:
@@ -813,9 +839,23 @@ class SessionReader:
                     lon_deg=_opt(r["lon_deg"]),
                     h_acc_m=_opt(r["h_acc_m"]),
                     class_probs=extra.get("class_probs", {}),
+                    epoch=_epoch_of(r),
                 )
             )
         return out
+
+    def epochs(self) -> list[tuple[PositionEpoch, int, int]]:
+        """Position epochs begun during the session: (marker, GPR rows, EMI rows before it)."""
+        if "epochs" not in self._f:
+            return []
+        return [
+            (
+                PositionEpoch(float(r["host_time_s"]), _u(r["source"]), _u(r["reason"])),
+                int(r["gpr_rows"]),
+                int(r["emi_rows"]),
+            )
+            for r in self._f["epochs"][()]
+        ]
 
     def health(self) -> list[HealthEvent]:
         return [
@@ -878,9 +918,19 @@ class SessionReader:
         return out
 
     # ----------------------------------------------------------------- block-wise replay
-    def iter_items(self) -> Iterator[GprBlock | MdBlock | GpsFix]:
-        """Blocks and fixes as recorded, in host-time order (per-stream order kept)."""
+    def iter_items(self) -> Iterator[GprBlock | MdBlock | GpsFix | PositionEpoch]:
+        """Blocks, fixes and position epochs as recorded, in host-time order (per-stream
+        order kept; an epoch marker comes just before the first block recorded after it)."""
         events: list[tuple[float, int, int, int]] = []
+        epochs = self.epochs()
+        for i, (_, g_rows, e_rows) in enumerate(epochs):
+            firsts = [
+                float(b["host_time_s"])
+                for name, rows in (("gpr", g_rows), ("emi", e_rows))
+                for b in self._f[name]["blocks"][()]
+                if int(b["start"]) >= rows
+            ]
+            events.append((min(firsts, default=math.inf), 3, i, 0))
         limits = {}
         for k, name in enumerate(("gpr", "emi")):
             n = self._n_rows(name)
@@ -899,6 +949,9 @@ class SessionReader:
             _, kind, i, _ = events[int(j)]
             if kind == 2:
                 yield fixes[i]
+                continue
+            if kind == 3:
+                yield epochs[i][0]
                 continue
             name = "gpr" if kind == 0 else "emi"
             b = blocks_of[name][i]
@@ -946,7 +999,12 @@ class CoverageRecord:
 
     @property
     def not_covered_m(self) -> float:
-        return total_m((r["start_m"], r["end_m"]) for r in self.rows)
+        """Summed over position epochs (each has its own along-track frame)."""
+        epochs = {r.get("epoch", 0) for r in self.rows}
+        return sum(
+            total_m((r["start_m"], r["end_m"]) for r in self.rows if r.get("epoch", 0) == k)
+            for k in epochs
+        )
 
     def summary(self) -> str:
         """One line for ``detect info``."""
@@ -981,7 +1039,14 @@ def _coverage_dict(r: np.void) -> dict[str, Any]:
         "reason": _u(r["reason"]),
         "host_time_s": float(r["host_time_s"]),
         "open": False,
+        "epoch": _epoch_of(r),
     }
+
+
+def _epoch_of(r: np.void) -> int:
+    """The row's position epoch (0 in files written before epochs existed)."""
+    names = r.dtype.names or ()
+    return int(r["epoch"]) if "epoch" in names else 0
 
 
 def _open_missing(r: np.void) -> list[str] | None:
@@ -1015,6 +1080,7 @@ def _open_rows(mark: np.void) -> list[dict[str, Any]]:
             "reason": "not covered",
             "host_time_s": float(mark["host_time_s"]),
             "open": True,
+            "epoch": _epoch_of(mark),
         }
         for sensor in _open_missing(mark) or []
     ]

@@ -70,17 +70,19 @@ def _fmt_m(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{x:7.2f} m"
 
 
-def _fmt_alarm(a: Alarm) -> str:
+def _fmt_alarm(a: Alarm, uncalibrated: bool = False) -> str:
     where = (
         f"{a.lat_deg:.7f},{a.lon_deg:.7f}"
         if a.lat_deg is not None and a.lon_deg is not None
         else "no GPS fix"
     )
     depth = "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm"
-    return (
-        f"ALARM {a.alarm_id} at {a.position_m:.2f} m  conf {a.confidence:.2f}  "
-        f"{a.class_name}  depth {depth}  ({where})"
+    what = (
+        f"score {a.confidence:.2f} UNCALIBRATED, no class"
+        if uncalibrated
+        else f"conf {a.confidence:.2f}  {a.class_name}"
     )
+    return f"ALARM {a.alarm_id} at {a.position_m:.2f} m  {what}  depth {depth}  ({where})"
 
 
 class PlainDisplay:
@@ -93,6 +95,8 @@ class PlainDisplay:
         self._last_status_s = -math.inf
         #: Sensors whose FAULT leaves ground not covered (None: all); set by the pipeline.
         self.needed: tuple[str, ...] | None = None
+        #: The interim detector runs (model.allow_interim): no confidence, no class.
+        self.uncalibrated = False
 
     def _out(self, text: str, level: int = logging.INFO) -> None:
         if self.stream is not None:
@@ -115,7 +119,7 @@ class PlainDisplay:
         )
 
     def alarm(self, alarm: Alarm) -> None:
-        self._out(_fmt_alarm(alarm), logging.WARNING)
+        self._out(_fmt_alarm(alarm, self.uncalibrated), logging.WARNING)
         if self.bell:
             sys.stderr.write("\a")
             sys.stderr.flush()
@@ -154,6 +158,8 @@ class RichDisplay:
         self.console = console or Console(stderr=False)
         self.bell = bell
         self.max_alarms = max_alarms
+        #: The interim detector runs (model.allow_interim): no confidence, no class.
+        self.uncalibrated = False
         self._messages: list[tuple[str, bool]] = []
         self._status = Status()
         self._live = Live(
@@ -252,13 +258,15 @@ class RichDisplay:
         )
         alarms = Table(title=f"alarms ({st.n_alarms})", expand=True)
         for col in ("id", "position", "confidence", "class", "depth", "lat, lon"):
-            alarms.add_column(col)
+            alarms.add_column(
+                "score UNCALIBRATED" if self.uncalibrated and col == "confidence" else col
+            )
         for a in list(st.alarms)[-self.max_alarms :][::-1]:
             alarms.add_row(
                 a.alarm_id.rsplit("-", 1)[-1],  # the running number; the full id is in the files
                 f"{a.position_m:.2f} m",
                 f"{a.confidence:.2f}",
-                a.class_name,
+                "—" if self.uncalibrated else a.class_name,
                 "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm",
                 "no fix" if a.lat_deg is None else f"{a.lat_deg:.7f}, {a.lon_deg:.7f}",
                 style="bold magenta",
@@ -285,6 +293,33 @@ def make_display(enabled: bool, bell: bool, stream: TextIO | None = None) -> Dis
     return PlainDisplay(bell=bell)
 
 
+#: link counters of a sensor's health, in the order the final summary prints them
+LINK_COUNTERS = (
+    "frames",
+    "crc_errors",
+    "resyncs",
+    "gaps",
+    "dropped_frames",
+    "overflows",
+    "reconnects",
+    "corrupt_frames",
+    "truncated",
+    "garbage_bytes",
+)
+
+
+def link_lines(link: dict[str, dict[str, int]]) -> list[str]:
+    """One line per sensor: frames and every non-zero link-error total, by counter name."""
+    out = []
+    for sensor, c in link.items():
+        errors = [f"{k} {int(c[k])}" for k in LINK_COUNTERS[1:] if c.get(k)]
+        out.append(
+            f"link {sensor}: frames {int(c.get('frames', 0))}, "
+            + (", ".join(errors) if errors else "no link errors")
+        )
+    return out
+
+
 def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
     lines = [
         f"duration {summary.get('duration_s', 0):.1f} s, "
@@ -305,6 +340,7 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
             f"NOT SCORED: {summary['unplaced_s']:.1f} s of sensor data had no along-track "
             "position (no odometer, GPS fix or speed)"
         )
+    lines.extend(link_lines(summary.get("link") or {}))
     if summary.get("x_real_time"):
         lines.append(
             f"scan {summary.get('data_s', 0):.1f} s of data in {summary.get('wall_s', 0):.2f} s "
@@ -314,4 +350,8 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
         lines.append(f"recording: {summary['recording']}")
     if summary.get("out_dir"):
         lines.append(f"output: {summary['out_dir']}")
+    if summary.get("uncalibrated"):
+        lines.append(str(summary["uncalibrated"]))
+    if "exit_status" in summary:
+        lines.append(f"exit status {summary['exit_status']}: {summary.get('exit_reason', '')}")
     return lines

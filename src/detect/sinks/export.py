@@ -4,6 +4,10 @@ GeoJSON follows RFC 7946 (WGS84 lon/lat order, one Feature per alarm with a uniq
 ``id``) so that GIS and mine-action information systems import it directly. Alarms
 without a GPS fix keep their along-track position and get a null geometry, which
 RFC 7946 allows: they are not dropped.
+
+Alarms of an uncalibrated detector (the interim stand-in, run only when asked for with
+``model.allow_interim=true``) say ``"calibration": "UNCALIBRATED"`` in every file and carry
+no class: their confidence is an anomaly score, not a probability, and no class was guessed.
 """
 
 from __future__ import annotations
@@ -36,15 +40,27 @@ def _clean(value: Any) -> Any:
     return value
 
 
+UNCALIBRATED = "UNCALIBRATED"
+
+
+def alarm_record(alarm: Alarm, calibrated: bool = True) -> dict[str, Any]:
+    """The alarm as written to the files; an uncalibrated detector's has no class."""
+    d = alarm.to_dict()
+    if not calibrated:
+        d.update({"class": None, "class_probs": {}, "calibration": UNCALIBRATED})
+    return d
+
+
 class AlarmJsonl:
     """Appends one JSON line per alarm and flushes it to disk at once."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], calibrated: bool = True) -> None:
         self.path = Path(path)
+        self.calibrated = calibrated
         self._fh = self.path.open("a", encoding="utf-8")
 
     def write(self, alarm: Alarm) -> None:
-        self._fh.write(json.dumps(_clean(alarm.to_dict())) + "\n")
+        self._fh.write(json.dumps(_clean(alarm_record(alarm, self.calibrated))) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -53,8 +69,13 @@ class AlarmJsonl:
             self._fh.close()
 
 
-def alarms_geojson(alarms: Sequence[Alarm], properties: Mapping[str, Any] | None = None) -> dict:
+def alarms_geojson(
+    alarms: Sequence[Alarm],
+    properties: Mapping[str, Any] | None = None,
+    calibrated: bool = True,
+) -> dict:
     features = []
+    uncal = {} if calibrated else {"calibration": UNCALIBRATED}
     for a in alarms:
         geom = None
         if a.lat_deg is not None and a.lon_deg is not None:
@@ -68,7 +89,8 @@ def alarms_geojson(alarms: Sequence[Alarm], properties: Mapping[str, Any] | None
                     {
                         "id": a.alarm_id,
                         "confidence": a.confidence,
-                        "class": a.class_name,
+                        "class": a.class_name if calibrated else None,
+                        **uncal,
                         "depth_m": a.depth_m,
                         "position_m": a.position_m,
                         "h_acc_m": a.h_acc_m,
@@ -79,8 +101,8 @@ def alarms_geojson(alarms: Sequence[Alarm], properties: Mapping[str, Any] | None
             }
         )
     out: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    if properties:
-        out["properties"] = _clean(dict(properties))
+    if properties or not calibrated:
+        out["properties"] = _clean({**dict(properties or {}), **uncal})
     return out
 
 
@@ -97,15 +119,19 @@ CSV_FIELDS = (
 )
 
 
-def write_csv(alarms: Sequence[Alarm], path: str | os.PathLike[str]) -> None:
+def write_csv(
+    alarms: Sequence[Alarm], path: str | os.PathLike[str], calibrated: bool = True
+) -> None:
+    """One row per alarm; an uncalibrated detector's rows add ``calibration=UNCALIBRATED``."""
     sensors = sorted({k for a in alarms for k in a.sensor_scores})
+    extra = [] if calibrated else ["calibration"]
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow([*CSV_FIELDS, *(f"score_{s}" for s in sensors)])
+        w.writerow([*CSV_FIELDS, *extra, *(f"score_{s}" for s in sensors)])
         for a in alarms:
-            d = _clean(a.to_dict())
+            d = _clean(alarm_record(a, calibrated))
             w.writerow(
-                [("" if d[k] is None else d[k]) for k in CSV_FIELDS]
+                [("" if d[k] is None else d[k]) for k in (*CSV_FIELDS, *extra)]
                 + [_fmt(a.sensor_scores.get(s)) for s in sensors]
             )
 
@@ -129,9 +155,11 @@ def result_dict(
     model: Mapping[str, Any],
     summary: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``alarms.json`` document (schema in issue #8)."""
+    """The ``alarms.json`` document (schema in issue #8); ``model["calibrated"]`` false
+    marks the document and every alarm UNCALIBRATED."""
+    calibrated = bool(model.get("calibrated", True))
     out: dict[str, Any] = {
-        "alarms": [a.to_dict() for a in alarms],
+        "alarms": [alarm_record(a, calibrated) for a in alarms],
         "track": {
             "position_m": np.round(np.asarray(track_position_m, dtype=np.float64), 4).tolist(),
             "p_mine": np.round(np.asarray(track_p_mine, dtype=np.float64), 5).tolist(),
@@ -142,6 +170,8 @@ def result_dict(
     }
     if summary is not None:
         out["summary"] = dict(summary)
+    if not calibrated:
+        out["calibration"] = str(model.get("note") or UNCALIBRATED)
     return out
 
 
@@ -155,10 +185,13 @@ def write_all(
         "geojson": d / "alarms.geojson",
         "csv": d / "alarms.csv",
     }
+    calibrated = bool((result.get("model") or {}).get("calibrated", True))
     write_json(result, paths["json"])
     write_json(
-        alarms_geojson(alarms, {"source": result.get("source"), "model": result.get("model")}),
+        alarms_geojson(
+            alarms, {"source": result.get("source"), "model": result.get("model")}, calibrated
+        ),
         paths["geojson"],
     )
-    write_csv(alarms, paths["csv"])
+    write_csv(alarms, paths["csv"], calibrated)
     return paths

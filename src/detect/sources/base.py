@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from detect.blocks import GprBlock, GpsFix, HealthEvent, MdBlock
+from detect.blocks import GprBlock, GpsFix, HealthEvent, MdBlock, PositionEpoch
 from detect.health import SensorHealth
 
 log = logging.getLogger(__name__)
 
-Item = GprBlock | MdBlock | GpsFix
+Item = GprBlock | MdBlock | GpsFix | PositionEpoch
 """What a source delivers: data blocks and position fixes."""
 
 
@@ -78,6 +78,11 @@ class Source(abc.ABC):
         :class:`SourceError` (or ``OSError``) when the transport has failed.
         Count frames, bytes, CRC errors and resyncs on ``self.health[sensor]``.
         """
+
+    def _drain(self) -> list[Item]:
+        """Items decoded before the transport was lost and not yet handed out (a driver
+        that holds rows back returns them here, so a lost link never loses data)."""
+        return []
 
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release the transport."""
@@ -148,7 +153,7 @@ class Source(abc.ABC):
             self._lost(str(exc) or type(exc).__name__)
             if not self.reconnect:
                 raise SourceError(f"{self.name}: {exc}") from exc
-            return []
+            return self._drain()
         return items
 
     def poll_health(self) -> list[HealthEvent]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from detect.blocks import GprBlock, GpsFix, MdBlock
+from detect.blocks import GprBlock, GpsFix, MdBlock, PositionEpoch
 from detect.io.formats import ReaderError
 from detect.io.session import SessionReader
 from detect.sources.base import Item, Source, SourceError, SourceExhausted
@@ -24,12 +24,14 @@ _DUE_TOLERANCE_S = 1e-6
 
 
 def _item_time(item: Item) -> float:
-    if isinstance(item, GpsFix):
+    if isinstance(item, (GpsFix, PositionEpoch)):
         return float(item.host_time_s)
     return float(item.host_time_s[0]) if item.n else math.nan
 
 
 def _sensor(item: Item) -> str:
+    if isinstance(item, PositionEpoch):
+        return ""
     if isinstance(item, GpsFix):
         return "gps"
     return item.header.sensor
@@ -125,7 +127,7 @@ class ReplaySource(Source):
             out.append(item)
             self._pending = None
             sensor = _sensor(item)
-            if sensor in self.health:
+            if sensor in self.health and not isinstance(item, PositionEpoch):
                 n = 1 if isinstance(item, GpsFix) else item.n
                 self.health[sensor].frames_received(n)
             if self.speed is None and len(out) >= _FAST_CHUNK:
