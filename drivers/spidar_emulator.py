@@ -22,7 +22,7 @@ import numpy as np
 from detect.blocks import GprBlock
 from detect.sources.base import Item
 
-from .emulate import FaultInjector, Faults, TcpLink
+from .emulate_base import FaultInjector, Faults, TcpLink
 from .spidar import HEADER_SIZE, header_dtype
 
 SDK_NAME = "NIC-500 SDK"

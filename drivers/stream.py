@@ -2,7 +2,7 @@
 
 A backend only decodes bytes into items (:meth:`StreamSource._decode`); this class
 opens the transport, reads with the timeout, stamps arrival times, gathers what
-arrives for up to ``read_interval_s`` (50 ms) before decoding it (see
+arrives for up to ``read_interval_s`` before decoding it (the sensor head: 50 ms; see
 :meth:`StreamSource._read`), and turns any exception inside a decoder into a counted
 corrupt frame plus a decoder reset, so a malformed byte sequence can never kill a
 reader thread.
@@ -28,17 +28,25 @@ log = logging.getLogger(__name__)
 class StreamSource(Source):
     """A Source over one serial-like transport (``serial_for_url`` URL)."""
 
+    #: gather bytes this long before decoding (see :meth:`_read`). Only for drivers whose
+    #: items carry the device's own time stamps: gathered bytes are decoded with the arrival
+    #: time of the read that completes the batch, which would shift rx-stamped items (GPS
+    #: fixes, lines without a device time) by up to this much. 0: decode every read.
+    default_read_interval_s: float = 0.0
+
     def __init__(
         self,
         url: str,
         baudrate: int = 115200,
         sensors: Sequence[str] | None = None,
         read_chunk: int = 1 << 20,
-        read_interval_s: float = 0.05,
+        read_interval_s: float | None = None,
         **base: Any,
     ) -> None:
         if sensors is not None:
             self.sensors = tuple(str(s) for s in sensors)
+        if read_interval_s is None:
+            read_interval_s = self.default_read_interval_s
         if not (0.0 <= read_interval_s <= 0.2):
             raise ValueError(f"read_interval_s must be in [0, 0.2] s, got {read_interval_s}")
         super().__init__(**base)
@@ -85,7 +93,9 @@ class StreamSource(Source):
         alignment, the recorder) is per block, not per byte. What was gathered is decoded
         as soon as ``read_interval_s`` has passed since the last decode, the line goes
         quiet (an empty read), a chunk's worth is waiting, or the port fails (then the
-        failure is raised on the next read, after the bytes that came before it)."""
+        failure is raised on the next read, after the bytes that came before it). Health
+        counts the frames when they are decoded: up to ``read_interval_s`` late, so a
+        stall is declared up to that much later too."""
         if self._deferred is not None:
             exc, self._deferred = self._deferred, None
             raise exc

@@ -20,7 +20,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from detect.config import compose
-from detect.pipeline import build_pipeline, close_out, drive
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
 from detect.sinks.display import PlainDisplay
 from detect.sources.registry import create_source
 
@@ -60,7 +61,7 @@ def overrides() -> list[str]:
 
 
 def live(live_s: float, out: Path) -> tuple[Path, float]:
-    from detect.pipeline import _threaded
+    from detect.app.live import _threaded
 
     cfg = compose(overrides())
     src = _threaded(source(cfg, True))
@@ -103,7 +104,7 @@ def live(live_s: float, out: Path) -> tuple[Path, float]:
 
 def source_only(live_s: float) -> float:
     """CPU share of one core the simulator alone takes (read and drop), to subtract."""
-    from detect.pipeline import _threaded
+    from detect.app.live import _threaded
 
     src = _threaded(source(compose(overrides()), True))
     src.open()
@@ -118,7 +119,7 @@ def source_only(live_s: float) -> float:
 
 def scan(session: Path, out: Path, data_s: float) -> None:
     """``data_s``: seconds of data in the session (the live run was paced in real time)."""
-    from detect.pipeline import scan_task
+    from detect.app.scan import scan_task
 
     cfg = compose([f"input.path={session}", f"output.dir={out}", *overrides()[1:]])
     t0 = time.perf_counter()
@@ -184,7 +185,7 @@ def main() -> None:
             MODEL.append(args.model)
         else:
             from detect.errors import TaskError
-            from detect.pipeline import load_scorer
+            from detect.model.scorers import load_scorer
             from detect.windows import window_spec_from_cfg
 
             cfg = compose([])

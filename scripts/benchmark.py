@@ -27,8 +27,8 @@ import torch
 from detect.config import compose, to_dict
 from detect.evaluate import (
     DETECTORS,
-    _jsonable,
     fmt_pd,
+    jsonable,
     lane_summary,
     run_evaluation,
     scoring_summary,
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 "detectors": res["detectors"],
                 "unavailable": res["unavailable"],
             }
-            (args.out / f"{sc_name}.json").write_text(json.dumps(_jsonable(doc), indent=1))
+            (args.out / f"{sc_name}.json").write_text(json.dumps(jsonable(doc), indent=1))
     print("\n".join(rows))
     print(
         f"total {time.perf_counter() - t_all:.0f} s. 'met': the calibration lanes prove the "

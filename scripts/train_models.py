@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from detect.app.train import train_task
 from detect.config import ConfigError, compose
-from detect.model.train import train_task
 
 HERE = Path(__file__).resolve().parent
 

@@ -19,13 +19,17 @@ import h5py
 import numpy as np
 import pytest
 
+from detect.app.info import info_task
+from detect.app.scan import scan_task
 from detect.blocks import SensorState
 from detect.config import compose
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out
+from detect.engine.pipeline import Pipeline
 from detect.errors import EXIT_NOT_COVERED
-from detect.io.info import info_task
 from detect.io.session import SessionReader, SessionWriter
-from detect.pipeline import Pipeline, SafeRecorder, build_pipeline, close_out, scan_task
 from detect.sinks.display import PlainDisplay
+from detect.sinks.recorder import RecorderSink
 from detect.windows import window_spec_from_cfg
 from pipeline_fakes import FakeClock, FakeHead, walk_until
 
@@ -56,7 +60,7 @@ def _pipeline(record_to: Path | None, **head: Any) -> tuple[Pipeline, FakeHead]:
     )
     if record_to is not None:
         writer = SessionWriter(record_to, clock=clock)  # flushes every 0.5 s of fake time
-        pipe.recorder = SafeRecorder(writer, record_to, pipe.on_recorder_error)
+        pipe.add_sink(RecorderSink(writer, record_to))
     src.open()
     return pipe, src
 

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pynmea2
 import pytest
-from detect.drivers.emulate import FaultInjector, Faults, NmeaEncoder, emulate_task
+from detect.drivers.emulate import FaultInjector, Faults, NmeaEncoder
 
+from detect.app.emulate import emulate_task
 from detect.blocks import FixQuality, GpsFix
 from detect.config import ConfigError, compose
 from detect.errors import EXIT_USAGE, TaskError

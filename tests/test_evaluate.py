@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from detect import metrics as M
+from detect.app.evaluate import evaluate_task
 from detect.config import compose, models_dir, to_dict
-from detect.errors import TaskError
+from detect.errors import SettingsError, TaskError
 from detect.evaluate import (
     LaneData,
     ScanOutput,
     alarms_at,
     evaluate_detector,
-    evaluate_task,
     read_truth_csv,
     run_evaluation,
     settings_from_cfg,
@@ -108,10 +108,10 @@ def test_operating_point_is_chosen_on_calibration_lanes() -> None:
 def test_truth_csv_errors_name_the_line(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
     p.write_text("id,class,kind,x_m,depth_m\na,ap_mine,PMN,1.5,0.05\nb,tank,T,2.0,0.1\n")
-    with pytest.raises(TaskError, match=r"t.csv:3: target b has class 'tank'"):
+    with pytest.raises(SettingsError, match=r"t.csv:3: target b has class 'tank'"):
         read_truth_csv(p)
     p.write_text("id,class,kind,x_m\na,ap_mine,PMN,abc\n")
-    with pytest.raises(TaskError, match=r"x_m='abc', not a number"):
+    with pytest.raises(SettingsError, match=r"x_m='abc', not a number"):
         read_truth_csv(p)
 
 

@@ -16,6 +16,8 @@ from conftest import real_file
 from detect.blocks import GprBlock, GprHeader
 from detect.cli import main
 from detect.config import compose
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
 from detect.errors import (
     EXIT_NOT_COVERED,
     EXIT_OK,
@@ -25,8 +27,9 @@ from detect.errors import (
     TaskError,
 )
 from detect.io.segy import write_segy
-from detect.pipeline import ClassifierScorer, SafeRecorder, build_pipeline, close_out, drive
+from detect.model.scorers import ClassifierScorer
 from detect.sinks.display import PlainDisplay
+from detect.sinks.recorder import RecorderSink
 from pipeline_fakes import FakeClock, FakeHead
 
 QUIET = ("--fast", "run.display=false", "run.bell=false")
@@ -41,7 +44,7 @@ def run_fake(tmp: Path, recorder: Any = None, **kw: Any) -> dict:
     pipe = build_pipeline(cfg, ("gpr", "emi"), PlainDisplay(stream=io.StringIO()), tmp,
                           source_info={"paced": False}, clock=clock)  # fmt: skip
     if recorder is not None:
-        pipe.recorder = recorder
+        pipe.add_sink(recorder)
     src.open()
     drive(pipe, src, None)
     return close_out(pipe, tmp)
@@ -84,7 +87,7 @@ class FullDisk:
 
 
 def test_a_recording_lost_to_a_full_disk_exits_5(tmp_path: Path) -> None:
-    rec = SafeRecorder(FullDisk(ok_writes=50), tmp_path / "s.h5", lambda text: None)
+    rec = RecorderSink(FullDisk(ok_writes=50), tmp_path / "s.h5")
     summary = run_fake(tmp_path, recorder=rec)
     assert summary["exit_status"] == EXIT_RECORDING_LOST
     assert "No space left" in summary["exit_reason"]
@@ -124,7 +127,7 @@ def test_a_scan_whose_scorer_fails_is_a_failure_and_keeps_its_files(
     _scorer_out_of_memory(monkeypatch)
     out = tmp_path / "scan"
     with pytest.raises(TaskError) as e:
-        from detect.pipeline import scan_task
+        from detect.app.scan import scan_task
 
         scan_task(compose([f"input.path={segy}", f"output.dir={out}"]))
     msg = str(e.value)

@@ -16,7 +16,9 @@ import pytest
 from detect.align import Aligner, AlignError, GpsTrack
 from detect.blocks import FixQuality, GpsFix
 from detect.config import ConfigError, compose
-from detect.pipeline import Pipeline, build_pipeline, close_out, drive
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
+from detect.engine.pipeline import Pipeline
 from detect.sinks.display import PlainDisplay
 from pipeline_fakes import LAT0, LON0, FakeClock, FakeHead
 

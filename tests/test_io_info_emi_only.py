@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detect.app.info import info_task
 from detect.blocks import MdBlock, MdHeader
 from detect.config import compose
-from detect.io.info import info_task
 from detect.io.session import SessionWriter
 
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import real_file
 from detect.blocks import GprBlock, GprHeader
 from detect.cli import main
-from detect.io import formats
+from detect.io import base, formats
 from detect.io.dzt import write_dzt
 from detect.io.formats import ReaderError, read_gpr
 from detect.io.session import SessionWriter
@@ -150,7 +150,7 @@ def test_huge_dzt_info_reads_headers_only_and_scan_refuses(tmp_path: Path) -> No
 
 def test_headers_only_gives_the_same_header_facts(tmp_path: Path, monkeypatch) -> None:
     """Forcing the headers-only path on small real files changes none of the header facts."""
-    monkeypatch.setattr(formats, "HEADERS_ONLY_ABOVE_BYTES", 0)
+    monkeypatch.setattr(base, "HEADERS_ONLY_ABOVE_BYTES", 0)
     for rel in (
         "dzt/impdar/test_gssi.DZT",
         "dzt/tu1208/400MHz-Limestone_2_rev.dzt",

@@ -14,8 +14,9 @@ import pytest
 
 from detect.blocks import GprBlock, GprHeader
 from detect.config import compose
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
 from detect.health import HealthCounters
-from detect.pipeline import build_pipeline, close_out, drive
 from detect.sinks.display import LINK_COUNTERS, PlainDisplay, link_lines, summary_lines
 from detect.sources.base import Item, Source, SourceExhausted
 from detect.sources.threaded import ThreadedSource

@@ -13,8 +13,10 @@ import pytest
 
 from detect.cli import main
 from detect.config import compose, models_dir
-from detect.errors import EXIT_UNAVAILABLE, TaskError
-from detect.pipeline import build_pipeline, close_out, drive, load_scorer
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
+from detect.errors import EXIT_UNAVAILABLE, ModelError, exit_code_of
+from detect.model.scorers import load_scorer
 from detect.sinks.display import PlainDisplay, summary_lines
 from detect.windows import window_spec_from_cfg
 from pipeline_fakes import FakeClock, FakeHead
@@ -40,9 +42,9 @@ def test_a_truncated_weights_file_is_a_refusal(tmp_path: Path) -> None:
     weights = next(model.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     cfg = compose([f"model.name={model}"])
-    with pytest.raises(TaskError) as e:
+    with pytest.raises(ModelError) as e:
         load_scorer(cfg, window_spec_from_cfg(cfg))
-    assert e.value.exit_code == EXIT_UNAVAILABLE and weights.name in str(e.value)
+    assert exit_code_of(e.value) == EXIT_UNAVAILABLE and weights.name in str(e.value)
     # asked for: the interim detector, uncalibrated
     cfg = compose([f"model.name={model}", "model.allow_interim=true"])
     assert not load_scorer(cfg, window_spec_from_cfg(cfg)).calibrated

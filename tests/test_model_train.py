@@ -124,8 +124,8 @@ def test_ddp_two_processes_on_gloo_average_gradients(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_train_task_end_to_end_on_simulated_lanes(tmp_path: Path) -> None:
+    from detect.app.train import train_task
     from detect.config import compose
-    from detect.model.train import train_task
 
     cfg = compose(["experiment=smoke", f"train.out_dir={tmp_path / 'run'}",
                    f"train.models_dir={tmp_path / 'models'}", "train.threads=1"])  # fmt: skip

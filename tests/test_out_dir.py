@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from detect.app.common import out_dir_lock as _out_dir
+from detect.app.outdir import LOCK_NAME, lock_dir
 from detect.cli import main
 from detect.config import compose
+from detect.engine.sinks import SinkSet
 from detect.errors import EXIT_USAGE, TaskError
-from detect.outdir import LOCK_NAME, lock_dir
-from detect.pipeline import SafeRecorder, _out_dir
+from detect.sinks.recorder import RecorderSink
 
 RUN = ["run", "run.display=false", "run.bell=false", "run.duration_s=1"]
 
@@ -49,7 +51,7 @@ def test_default_out_dirs_of_runs_started_in_the_same_second_differ(
             return cls(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("detect.pipeline.datetime", Frozen)
+    monkeypatch.setattr("detect.app.common.datetime", Frozen)
     cfg = compose([])
     with _out_dir(cfg, "run", "run") as a, _out_dir(cfg, "run", "run") as b:
         assert a.directory != b.directory
@@ -72,8 +74,10 @@ def test_an_unusable_out_dir_is_one_line_exit_2(
 
 
 def test_a_recorder_that_could_not_open_flushes_and_closes_quietly(tmp_path: Path) -> None:
-    rec = SafeRecorder(None, tmp_path / "session.h5", lambda text: None)
-    rec.error = "cannot create"
-    rec.flush()  # was: AttributeError 'NoneType' object has no attribute 'flush'
-    rec.close()
-    assert not rec.ok
+    sinks = SinkSet()
+    rec = sinks.add(RecorderSink(None, tmp_path / "session.h5", "cannot create"))
+    assert isinstance(rec, RecorderSink) and rec.error == "cannot create"
+    sinks.switch_off(rec, "cannot create")
+    sinks.emit("flush")  # was: AttributeError 'NoneType' object has no attribute 'flush'
+    sinks.emit("close")
+    assert not rec.ok and sinks.errors == {"session.h5": "cannot create"}

@@ -12,7 +12,8 @@ import numpy as np
 
 from detect.blocks import SensorState
 from detect.config import compose
-from detect.pipeline import build_pipeline, close_out, drive
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
 from detect.sinks.display import PlainDisplay
 from detect.sources.registry import create_source
 

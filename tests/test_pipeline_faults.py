@@ -12,8 +12,11 @@ import pytest
 
 from detect.blocks import SensorState
 from detect.config import compose
-from detect.pipeline import Pipeline, SafeRecorder, build_pipeline, close_out, drive
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
+from detect.engine.pipeline import Pipeline
 from detect.sinks.display import PlainDisplay
+from detect.sinks.recorder import RecorderSink
 from pipeline_fakes import LAT0, M_PER_DEG_LAT, FakeClock, FakeHead
 
 #: the interim (uncalibrated) detector these fault tests run on; the default threshold is the
@@ -61,7 +64,7 @@ def run_fake(
         clock=clock,
     )
     if recorder is not None:
-        pipe.recorder = recorder
+        pipe.add_sink(recorder)
     src.open()
     drive(pipe, src, None)
     summary = close_out(pipe, tmp)
@@ -145,12 +148,12 @@ class FullDisk:
 def test_recording_write_error_stops_recording_loudly_and_alarming_goes_on(tmp_path: Path) -> None:
     out = io.StringIO()
     writer = FullDisk(ok_writes=50)
-    messages: list[str] = []
-    rec = SafeRecorder(writer, tmp_path / "s.h5", messages.append)
+    rec = RecorderSink(writer, tmp_path / "s.h5")
     pipe, _, summary = run_fake(tmp_path, display=PlainDisplay(stream=out), recorder=rec)
     assert len(pipe.alarms) == len(TARGETS)
     assert not rec.ok and writer.closed
-    assert messages and "RECORDING STOPPED" in messages[0] and "No space" in messages[0]
+    stopped = [ln for ln in out.getvalue().splitlines() if "RECORDING STOPPED" in ln]
+    assert stopped and "No space" in stopped[0]
     assert "STOPPED" in summary["recording"]
     assert len((tmp_path / "alarms.jsonl").read_text().splitlines()) == len(TARGETS)
 

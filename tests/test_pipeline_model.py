@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from detect.config import compose
-from detect.pipeline import ClassifierScorer, build_pipeline, close_out, drive
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out, drive
+from detect.model.scorers import ClassifierScorer
 from detect.sinks.display import PlainDisplay
 from pipeline_fakes import FakeClock, FakeHead
 

@@ -16,10 +16,11 @@ import pytest
 # plain imports: if these modules stopped importing, the tests fail instead of skipping
 import detect.io.session
 import detect.sim.source  # noqa: F401
+from detect.app.live import replay_task, run_task
+from detect.app.scan import scan_task
 from detect.blocks import SensorState
 from detect.config import compose
 from detect.errors import EXIT_NOT_COVERED
-from detect.pipeline import replay_task, run_task, scan_task
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import real_file
+from detect.app.scan import scan_task
 from detect.config import compose
 from detect.errors import EXIT_USAGE, TaskError
-from detect.pipeline import scan_task
 
 #: these real files come from other radars than the one the shipped models were trained on
 #: (an 8 ns, 1.5 GHz concrete scan; a 400 MHz profile): score them anyway, with the warning
@@ -72,7 +72,7 @@ def test_a_file_without_trace_spacing_needs_the_option(tmp_path: Path) -> None:
 
 
 def test_replay_of_a_gssi_file_scores_like_scan(tmp_path: Path) -> None:
-    from detect.pipeline import replay_task
+    from detect.app.live import replay_task
 
     f = real_file("dzt/charisma/Lab_specimen_data.DZT")
     assert scan_task(compose([f"input.path={f}", f"output.dir={tmp_path / 's'}", WARN])) == 0

@@ -87,7 +87,7 @@ def _coverage_reaches_near_the_head(coverage: Any, gpr: Any) -> None:
     the last append and the last flush: one append interval, with the busy-machine margin
     used above. The exact bound is checked on a fake clock in test_coverage_live."""
     from detect.config import compose
-    from detect.pipeline import Pipeline
+    from detect.engine.pipeline import Pipeline
     from detect.windows import window_spec_from_cfg
 
     spec = window_spec_from_cfg(compose([]))

@@ -14,8 +14,11 @@ import pytest
 
 from detect.blocks import GprBlock, MdBlock, PositionEpoch
 from detect.config import compose
+from detect.engine.build import build_pipeline
+from detect.engine.drive import close_out
+from detect.engine.items import file_items
+from detect.engine.pipeline import Pipeline
 from detect.io.session import SessionReader
-from detect.pipeline import Pipeline, build_pipeline, close_out, file_items
 from detect.sinks.display import PlainDisplay
 from detect.sources.replay import ReplaySource
 from pipeline_fakes import FakeClock, FakeHead
@@ -99,6 +102,25 @@ def test_a_clock_step_back_with_the_odometer_going_on_is_not_a_new_epoch() -> No
     assert np.nanmin(pos) == pytest.approx(2.85, abs=0.02)
     assert np.nanmax(pos) == pytest.approx(3.45, abs=0.02)
     assert src.epoch == 0
+
+
+def test_an_odometer_step_no_head_can_walk_is_a_new_epoch() -> None:
+    """Found by the chaos soak (seed 700010): the odometer count stepped back 0.86 m in one
+    10 ms reading; the new ground under the old positions was taken for backing up over
+    scored ground and stayed reported covered. Such a step breaks the position frame."""
+    src = sh.SensorHeadSource("loop://", sensors=("gpr",), start_on_open=False)
+    _decode_all(src, _head_bytes(0.5, 10.0, 0.0, 0.3, 0), 100.0)
+    after = _decode_all(src, _head_bytes(10.0, 12.0, 2.85 - 0.86, 0.3, 5000), 102.0)
+    kinds = [type(i).__name__ for i in after]
+    assert "PositionEpoch" in kinds and "jumped" in after[kinds.index("PositionEpoch")].reason
+    k = kinds.index("PositionEpoch")
+    new = np.concatenate([b.position_m for b in after[k + 1 :] if isinstance(b, GprBlock)])
+    assert np.nanmin(new) == pytest.approx(1.99, abs=0.02)
+    assert src.epoch == 1
+    # a head walking briskly (2 m/s) is no jump
+    src2 = sh.SensorHeadSource("loop://", sensors=("gpr",), start_on_open=False)
+    items = _decode_all(src2, _head_bytes(0.5, 5.0, 0.0, 2.0, 0), 100.0)
+    assert not any(isinstance(i, PositionEpoch) for i in items)
 
 
 # ----------------------------------------------------------------------------- pipeline

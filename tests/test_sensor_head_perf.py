@@ -143,6 +143,32 @@ def test_read_interval_zero_reads_at_every_frame(monkeypatch: pytest.MonkeyPatch
     assert sum(isinstance(b, GprBlock) for _, b in got) >= 0.9 * GPR_HZ
 
 
+def test_gathering_changes_block_boundaries_not_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    gathered, _ = _trickled(monkeypatch, 1.5)
+    monkeypatch.undo()
+    each, _ = _trickled(monkeypatch, 1.5, read_interval_s=0.0)
+    for kind in (GprBlock, MdBlock):
+        a, b = _rows([x for _, x in gathered], kind), _rows([x for _, x in each], kind)
+        assert a["data"].shape[0] > 0
+        for k in ("data", "seq", "position_m"):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{kind.__name__}.{k}")
+        # the device-to-host clock offset is refined at each decode (its drift allowance is
+        # 1e-4 s/s): fewer decodes, the same times within that allowance
+        np.testing.assert_allclose(a["host_time_s"], b["host_time_s"], rtol=0, atol=1e-4)
+    assert len(gathered) < len(each) / 3
+
+
+def test_only_the_device_clocked_head_gathers_rx_stamped_drivers_decode_every_read() -> None:
+    """A GPS fix (and a text line without a device time) is stamped with the arrival time
+    of the read that decodes it: gathering would shift it by up to the interval."""
+    from detect.drivers.ascii_emi import AsciiEmiSource
+    from detect.drivers.gps import NmeaGpsSource, UbxGpsSource
+
+    assert SensorHeadSource("loop://").read_interval_s == 0.05
+    for cls in (NmeaGpsSource, UbxGpsSource, AsciiEmiSource):
+        assert cls("loop://").read_interval_s == 0.0, cls.__name__
+
+
 def test_read_interval_is_checked() -> None:
     with pytest.raises(ValueError, match="read_interval_s"):
         SensorHeadSource("loop://", read_interval_s=1.0)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import real_file
+from detect.app.record import record_task
 from detect.blocks import GprBlock, GpsFix, MdBlock
 from detect.cli import main
 from detect.config import compose
 from detect.io.formats import read_gpr
 from detect.io.session import SessionReader, SessionWriter
-from detect.recording import record_task
 from detect.sources import replay as replay_mod
 from detect.sources.base import SourceError
 from detect.sources.file import GprFileSource

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detect.app.simulate import simulate_task
 from detect.cli import main
 from detect.config import compose
 from detect.io.session import SessionReader
 from detect.sim.lane import simulate_lane
 from detect.sim.settings import settings_from
-from detect.sim.task import simulate_task
 
 OVERRIDES = [
     "sim.n_lanes=2",

@@ -12,10 +12,11 @@ import pytest
 from detect.drivers.emulate import Emulator, HeadEncoder, NmeaEncoder, TcpLink
 from detect.drivers.feed import make_feed
 
+from detect.app.devices import devices_task
 from detect.blocks import GprBlock, GprHeader, SensorState
 from detect.config import compose
 from detect.sources.base import Item, Source, SourceError, SourceExhausted
-from detect.sources.discovery import describe, devices_task, format_table, match_driver
+from detect.sources.discovery import describe, format_table, match_driver
 from detect.sources.multi import MultiSource
 from detect.sources.threaded import ThreadedSource
 from detect.sources.transport import Transport

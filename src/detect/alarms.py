@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from detect.blocks import CLASSES, Alarm
+from detect.conf_schema import AlarmSettings, section_problems
 
 #: Looks up (lat_deg, lon_deg, h_acc_m) of the ground under a sensor (None: the head
 #: reference point) at a host time of that sensor's trace, or None without a fix.
@@ -60,31 +61,27 @@ class ScorePoint:
         return max(probs, key=lambda k: probs[k])
 
 
+_DEFAULT = AlarmSettings()
+
+
 @dataclass(frozen=True)
 class AlarmConfig:
-    threshold: float = 0.5
-    hysteresis: float = 0.1
-    nms_radius_m: float = 0.25
-    split_fraction: float = 0.5
+    """Alarm settings for the library API; defaults and allowed values are the config
+    schema's (:class:`detect.conf_schema.AlarmSettings`, ``configs/alarm/default.yaml``)."""
+
+    threshold: float = _DEFAULT.threshold
+    hysteresis: float = _DEFAULT.hysteresis
+    nms_radius_m: float = _DEFAULT.nms_radius_m
+    split_fraction: float = _DEFAULT.split_fraction
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"alarm threshold must be in (0, 1], got {self.threshold}")
-        if not 0.0 <= self.hysteresis < self.threshold:
-            raise ValueError(f"alarm hysteresis must be in [0, threshold), got {self.hysteresis}")
-        if not self.nms_radius_m >= 0.0:
-            raise ValueError(f"alarm nms_radius_m must be >= 0, got {self.nms_radius_m}")
-        if not 0.0 <= self.split_fraction < 1.0:
-            raise ValueError(f"alarm split_fraction must be in [0, 1), got {self.split_fraction}")
+        for key, value, why, expected in section_problems(AlarmSettings, asdict(self), "alarm."):
+            raise ValueError(f"{key} = {value!r} is not allowed: {why}; expected {expected}")
 
     @classmethod
     def from_cfg(cls, node: Mapping[str, Any]) -> AlarmConfig:
-        return cls(
-            threshold=float(node.get("threshold", 0.5)),
-            hysteresis=float(node.get("hysteresis", 0.1)),
-            nms_radius_m=float(node.get("nms_radius_m", 0.25)),
-            split_fraction=float(node.get("split_fraction", 0.5)),
-        )
+        """From the composed config's ``alarm`` section (keys it leaves out: the defaults)."""
+        return cls(**{f.name: float(node[f.name]) for f in fields(cls) if f.name in node})
 
 
 class AlarmLogic:

@@ -457,12 +457,13 @@ class _Walker:
     def targets(self) -> list[Target]:
         """Targets each walk reached, in the frame its odometer reported, with the epochs
         their ground may be in: one per head restart, plus one per backward clock step
-        (a head whose clock went back may be taken for a restarted one)."""
+        (a head whose clock went back may be taken for a restarted one) and one per odometer
+        jump (a step no head can walk breaks the position frame)."""
         out: list[Target] = []
         for w, spec in enumerate(self.schedule.walks[: len(self.reached_s)]):
             reach_m = self.reached_s[w] * SPEED_M_S
-            lo = w + sum(self.back_clock[:w])
-            hi = lo + self.back_clock[w]
+            lo = w + sum(self.back_clock[:w]) + sum(len(j) for j in self.jumps[:w])
+            hi = lo + self.back_clock[w] + len(self.jumps[w])
             for x in spec.targets_m:
                 if x >= reach_m:
                     continue  # the head never passed it

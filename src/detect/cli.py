@@ -19,7 +19,15 @@ from typing import Any
 
 from detect import __version__
 from detect.config import ConfigError, compose, group_options, to_yaml
-from detect.errors import EXIT_CODES, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
+from detect.errors import (
+    EXIT_CODES,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    DetectError,
+    TaskError,
+    exit_code_of,
+)
 
 log = logging.getLogger("detect")
 
@@ -51,13 +59,13 @@ _FILE = Arg("file", "input.path", "input file", must_exist=True)
 
 COMMANDS: dict[str, Command] = {
     "run": Command(
-        "detect.pipeline:run_task",
+        "detect.app.live:run_task",
         "run the live detection pipeline (default: built-in simulated sensors)",
         8,
         sections=("run", "source", "align", "alarm", "model"),
     ),
     "replay": Command(
-        "detect.pipeline:replay_task",
+        "detect.app.live:replay_task",
         "replay a recording through the live pipeline at original pacing",
         8,
         args=(
@@ -74,7 +82,7 @@ COMMANDS: dict[str, Command] = {
         sections=("replay", "run", "align", "alarm", "model"),
     ),
     "scan": Command(
-        "detect.pipeline:scan_task",
+        "detect.app.scan:scan_task",
         "run the pipeline on a recorded file as fast as possible",
         8,
         args=(
@@ -91,13 +99,13 @@ COMMANDS: dict[str, Command] = {
         sections=("input", "output", "align", "alarm", "model", "dsp"),
     ),
     "record": Command(
-        "detect.recording:record_task",
+        "detect.app.record:record_task",
         "record the configured sources to a session file (no detection)",
         9,
         sections=("run", "source"),
     ),
     "info": Command(
-        "detect.io.info:info_task",
+        "detect.app.info:info_task",
         "describe a recorded file (format, traces, samples, sample interval...)",
         9,
         args=(
@@ -107,37 +115,44 @@ COMMANDS: dict[str, Command] = {
         sections=("input",),
     ),
     "convert": Command(
-        "detect.io.convert:convert_task",
+        "detect.app.convert:convert_task",
         "convert a recorded file to a session HDF5 (.h5) or SEG-Y (.sgy)",
         9,
         args=(_FILE, Arg("out", "output.path", "output file (.h5 or .sgy)")),
         sections=("input", "output"),
     ),
     "simulate": Command(
-        "detect.sim.task:simulate_task",
+        "detect.app.simulate:simulate_task",
         "write simulated labelled lanes to disk",
         3,
         sections=("sim", "output"),
     ),
     "train": Command(
-        "detect.model.train:train_task",
+        "detect.app.train:train_task",
         "train a classifier on simulated lanes or labelled recordings",
         7,
         sections=("train", "model", "window"),
     ),
     "evaluate": Command(
-        "detect.evaluate:evaluate_task",
+        "detect.app.evaluate:evaluate_task",
         "score detectors on labelled lanes (Pd, FAR/m2, FROC, calibration)",
         5,
         sections=("evaluate",),
     ),
     "devices": Command(
-        "detect.sources.discovery:devices_task",
+        "detect.app.devices:devices_task",
         "list serial ports and the driver that matches each",
         6,
     ),
+    "export": Command(
+        "detect.app.export:export_task",
+        "export a shipped model to ONNX, its card and input contract in the file's metadata",
+        14,
+        args=(Arg("out", "output.path", "output file (.onnx)"),),
+        sections=("model", "output"),
+    ),
     "emulate": Command(
-        "detect.drivers.emulate:emulate_task",
+        "detect.app.emulate:emulate_task",
         "run a device emulator on a pseudo-terminal or local TCP port",
         6,
         sections=("emulate",),
@@ -321,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskError as exc:
         print(f"detect {ns.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except DetectError as exc:  # a library error outside a command's own handling
+        print(f"detect {ns.command}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return exit_code_of(exc)
     except KeyboardInterrupt:
         print(f"detect {ns.command}: interrupted", file=sys.stderr)
         return 130

@@ -73,6 +73,19 @@ def _append_in_order(merged: list[Interval], iv: Interval) -> None:
         merged.append(iv)
 
 
+def coverage_states(
+    states: Mapping[str, SensorState], lossy: Iterable[str]
+) -> dict[str, SensorState]:
+    """Sensor states as coverage sees them: DEGRADED only for a sensor losing more of its
+    frames than its health's ``lossy_rate`` (holes in its data: its ground is not covered);
+    link noise that loses nothing (resyncs, garbage between frames) leaves it OK."""
+    bad = set(lossy)
+    return {
+        s: st if st == SensorState.FAULT else SensorState.DEGRADED if s in bad else SensorState.OK
+        for s, st in states.items()
+    }
+
+
 @dataclass(frozen=True)
 class FinalCoverage:
     """Coverage that became final since the previous :meth:`CoverageTracker.take_final`.

@@ -1,4 +1,5 @@
-"""Errors a task raises for the user: one line, and the exit status to return.
+"""Errors: what the library raises (:class:`DetectError` and its kinds), what a command
+raises (:class:`TaskError`, with its exit status), and the exit statuses.
 
 The exit status tells a script or supervisor what happened (README, "Exit status"):
 
@@ -23,6 +24,8 @@ When several apply, the most severe wins: 6, then 4 (the ground must be swept ag
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -41,6 +44,52 @@ EXIT_CODES: dict[int, str] = {
     EXIT_RECORDING_LOST: "completed, but the recording or alarm files were lost",
     EXIT_PROCESSING_FAILED: "processing failed (replay/scan stopped; files hold what was done)",
 }
+
+
+class DetectError(Exception):
+    """What the library raises on purpose; the message is one line.
+
+    The commands (:mod:`detect.app`) turn each kind into its exit status
+    (:data:`EXIT_OF`). ``result``: when processing had started, what was processed before
+    the error (the API's ``ScanResult``), else None.
+    """
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class InputError(DetectError, ValueError):
+    """A file that cannot be read, or input the model was not made for (another radar)."""
+
+
+class SettingsError(DetectError, ValueError):
+    """A wrong config key or value, or settings that do not fit the data."""
+
+
+class ModelError(DetectError):
+    """A model that is missing, unreadable, or trained with other preprocessing."""
+
+
+class ProcessingError(DetectError):
+    """Processing stopped part-way (a reader, DSP or scorer failure)."""
+
+
+#: the exit status of each kind of library error (the most specific class listed wins)
+EXIT_OF: dict[type[DetectError], int] = {
+    InputError: EXIT_USAGE,
+    SettingsError: EXIT_USAGE,
+    ModelError: EXIT_UNAVAILABLE,
+    ProcessingError: EXIT_PROCESSING_FAILED,
+}
+
+
+def exit_code_of(exc: DetectError) -> int:
+    """The exit status a command returns for ``exc``."""
+    for kind in type(exc).__mro__:
+        if kind in EXIT_OF:
+            return EXIT_OF[kind]  # type: ignore[index]
+    return EXIT_FAILURE
 
 
 class TaskError(RuntimeError):

@@ -2,7 +2,7 @@
 
 Lanes are simulated (seeded, :func:`detect.sim.lane.simulate_lane`) or recorded (session
 HDF5 files with their ground truth, or any GPR file plus a truth CSV). Each detector runs
-through the *same* pipeline as ``detect scan`` (:func:`detect.pipeline.build_pipeline`), fed
+through the *same* pipeline as ``detect scan`` (:func:`detect.engine.build.build_pipeline`), fed
 by position-stamped blocks in time order. The scoring rules live in :mod:`detect.metrics`.
 
 Thresholds are swept by re-running the pipeline's own alarm logic
@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,7 @@ import numpy as np
 
 from detect import metrics as M
 from detect.blocks import GprBlock, GpsFix, MdBlock, concat_blocks
-from detect.errors import EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
+from detect.errors import ModelError, SettingsError
 
 Floats = Sequence[float] | np.ndarray
 
@@ -119,14 +117,14 @@ def read_truth_csv(path: Path) -> list[dict[str, Any]]:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
     except OSError as exc:
-        raise TaskError(f"cannot read truth CSV {path}: {exc.strerror}", EXIT_USAGE) from exc
+        raise SettingsError(f"cannot read truth CSV {path}: {exc.strerror}") from exc
     out = []
     for i, row in enumerate(rows, start=2):
         row = {str(k).strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
         try:
             M.Target.from_dict(row, where=f"{path}:{i}")
         except M.ScoringError as exc:
-            raise TaskError(str(exc), EXIT_USAGE) from exc
+            raise SettingsError(str(exc)) from exc
         out.append(row)
     return out
 
@@ -147,14 +145,14 @@ def recorded_lanes(
 ) -> list[LaneData]:
     """Session files (truth inside or beside) or other GPR files with a truth CSV."""
     if not path.exists():
-        raise TaskError(f"evaluate.lanes: {path} does not exist", EXIT_USAGE)
+        raise SettingsError(f"evaluate.lanes: {path} does not exist")
     files = (
         sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in LANE_SUFFIXES)
         if path.is_dir()
         else [path]
     )
     if not files:
-        raise TaskError(f"evaluate.lanes: no lane files in {path}", EXIT_USAGE)
+        raise SettingsError(f"evaluate.lanes: no lane files in {path}")
     out = []
     for f in files:
         blocks, gps, truth, info = _read_lane_file(f, trace_spacing_m)
@@ -162,13 +160,12 @@ def recorded_lanes(
         if t is not None:
             truth = t
         if truth is None:
-            raise TaskError(
-                f"{f}: no ground truth (none in the file and no {f.stem}.truth.csv beside it)",
-                EXIT_USAGE,
+            raise SettingsError(
+                f"{f}: no ground truth (none in the file and no {f.stem}.truth.csv beside it)"
             )
         pos = np.concatenate([b.position_m[np.isfinite(b.position_m)] for b in blocks])
         if pos.size == 0:
-            raise TaskError(f"{f}: no along-track positions; set input.trace_spacing_m", EXIT_USAGE)
+            raise SettingsError(f"{f}: no along-track positions; set input.trace_spacing_m")
         sim_info = info.get("sim")
         w = (
             width_m
@@ -181,7 +178,7 @@ def recorded_lanes(
             )
         )
         if not w:
-            raise TaskError(f"{f}: swept width unknown; set evaluate.swept_width_m (m)", EXIT_USAGE)
+            raise SettingsError(f"{f}: swept width unknown; set evaluate.swept_width_m (m)")
         soils = {str(d.get("soil") or "") for d in truth} - {""}
         offsets = None
         if info.get("sim"):
@@ -218,8 +215,8 @@ def _read_lane_file(
                 info = {**dict(rd.info), "sim": (rd.config or {}).get("sim")}
                 return blocks, list(rd.gps()), truth, info
         except (OSError, ValueError, KeyError) as exc:
-            raise TaskError(f"{f}: not a readable session file ({exc})", EXIT_USAGE) from exc
-    from detect.pipeline import file_items
+            raise SettingsError(f"{f}: not a readable session file ({exc})") from exc
+    from detect.engine.items import file_items
 
     items, info, _ = file_items(f, None, trace_spacing_m)
     blocks = [i for i in items if isinstance(i, (GprBlock, MdBlock))]
@@ -284,14 +281,13 @@ class DetectorUnavailable(RuntimeError):
 def make_scorer(cfg: Any, name: str) -> Any:
     """The pipeline scorer for a detector name; never the interim stand-in."""
     if name not in DETECTORS:
-        raise TaskError(
-            f"evaluate.detectors: unknown detector '{name}'; known: {', '.join(DETECTORS)}",
-            EXIT_USAGE,
+        raise SettingsError(
+            f"evaluate.detectors: unknown detector '{name}'; known: {', '.join(DETECTORS)}"
         )
     sensors, what = DETECTORS[name]
     kind, ref = what.split(":")
     try:
-        from detect.pipeline import ClassifierScorer, Scorer
+        from detect.model.scorers import ClassifierScorer, Scorer
         from detect.windows import window_spec_from_cfg
     except ImportError as exc:
         raise DetectorUnavailable(f"pipeline not importable: {exc}") from exc
@@ -340,7 +336,7 @@ def scan_lane(cfg: Any, lane: LaneData, name: str, scorer: Any) -> ScanOutput:
     import contextlib
     import io
 
-    from detect.pipeline import build_pipeline
+    from detect.engine.build import build_pipeline
     from detect.sinks.display import PlainDisplay
 
     sensors = DETECTORS[name][0]
@@ -497,13 +493,13 @@ def threshold_grid(n_points: int) -> np.ndarray:
     return np.sort(1.0 / (1.0 + np.exp(-z)))[::-1]
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         f = float(obj)
         return f if math.isfinite(f) else None
@@ -532,10 +528,9 @@ class EvalSettings:
 def settings_from_cfg(cfg: Any) -> EvalSettings:
     e = cfg.evaluate
     if bool(e.cross_track):
-        raise TaskError(
+        raise SettingsError(
             "evaluate.cross_track=true needs alarms with a cross-track position; the pipeline "
-            "reports along-track positions only",
-            EXIT_USAGE,
+            "reports along-track positions only"
         )
     return EvalSettings(
         rule=M.HaloRule(
@@ -643,7 +638,7 @@ def _depth_near(scan: ScanOutput, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- task
 
 
-def _lanes_from_cfg(cfg: Any) -> tuple[list[LaneData], list[LaneData], dict[str, Any]]:
+def lanes_from_cfg(cfg: Any) -> tuple[list[LaneData], list[LaneData], dict[str, Any]]:
     from detect.config import to_dict
 
     e = cfg.evaluate
@@ -665,11 +660,9 @@ def _lanes_from_cfg(cfg: Any) -> tuple[list[LaneData], list[LaneData], dict[str,
         test = simulated_lanes(sim, int(e.seed), int(e.n_lanes), soils)
         cal = simulated_lanes(sim, int(e.calibration_seed), int(e.calibration_lanes), soils)
     except ImportError as exc:
-        raise TaskError(
-            f"simulator not available ({exc}); pass evaluate.lanes=DIR", EXIT_UNAVAILABLE
-        ) from exc
+        raise ModelError(f"simulator not available ({exc}); pass evaluate.lanes=DIR") from exc
     except ValueError as exc:
-        raise TaskError(str(exc).splitlines()[0], EXIT_USAGE) from exc
+        raise SettingsError(str(exc).splitlines()[0]) from exc
     if e.swept_width_m:
         for ln in [*test, *cal]:
             ln.width_m = float(e.swept_width_m)
@@ -725,57 +718,6 @@ def run_evaluation(
             f"AUC {res['windows'].get('auc')} ({res['wall_s']:.1f} s)"
         )
     return out
-
-
-def evaluate_task(cfg: Any) -> int:
-    """``detect evaluate``: metrics.json, report.md and plots in the output directory."""
-    from detect.config import to_dict
-
-    e = cfg.evaluate
-    settings_from_cfg(cfg)  # config errors before minutes of simulation
-    unknown = [d for d in e.detectors if d not in DETECTORS]
-    if unknown:
-        raise TaskError(
-            f"evaluate.detectors: unknown detector '{unknown[0]}'; known: {', '.join(DETECTORS)}",
-            EXIT_USAGE,
-        )
-    out_dir = (
-        Path(str(cfg.output.dir))
-        if cfg.output.get("dir")
-        else (Path("runs") / f"evaluate-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
-    )
-    test, cal, src = _lanes_from_cfg(cfg)
-    if not test:
-        raise TaskError("no test lanes to evaluate (evaluate.n_lanes = 0?)", EXIT_USAGE)
-    log.info(
-        "evaluating %s on %d test + %d calibration lanes", list(e.detectors), len(test), len(cal)
-    )
-    result = run_evaluation(cfg, test, cal, list(e.detectors), lambda m: log.info("%s", m))
-    if not result["detectors"]:
-        reasons = "; ".join(f"{k}: {v}" for k, v in result["unavailable"].items())
-        raise TaskError(f"no detector could run ({reasons})", EXIT_UNAVAILABLE)
-    doc = {
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "lanes": lane_summary(test, cal, src),
-        "scoring": scoring_summary(settings_from_cfg(cfg)),
-        "config": {"evaluate": to_dict(cfg.evaluate), "alarm": to_dict(cfg.alarm)},
-        "detectors": result["detectors"],
-        "unavailable": result["unavailable"],
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(doc), indent=1))
-    plots: list[str] = []
-    if bool(e.plots):
-        from detect.evaluate_report import write_plots
-
-        plots = write_plots(out_dir, doc, test[0] if test else None, result["examples"])
-    from detect.evaluate_report import write_report
-
-    write_report(out_dir / "report.md", doc, plots)
-    for line in summary_table(doc):
-        print(line)
-    print(f"wrote {out_dir}/metrics.json, report.md and {len(plots)} plots")
-    return 0
 
 
 def lane_summary(

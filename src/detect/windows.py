@@ -21,6 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from detect.blocks import CLASSES, THREAT_CLASSES
+from detect.conf_schema import WindowSettings
 
 BACKGROUND = CLASSES.index("background")
 #: Class indices that count as "a mine is there".
@@ -31,6 +32,10 @@ class WindowError(ValueError):
     """Gridded arrays or centres that do not fit the window spec."""
 
 
+#: defaults: the config schema's ``window`` section (one place)
+_DEFAULT = WindowSettings()
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """Geometry of one classifier window.
@@ -39,12 +44,12 @@ class WindowSpec:
     grid; ``emi_channels`` the decay-gate count; ``halo_m`` the labelling radius.
     """
 
-    length_m: float = 0.64
-    grid_m: float = 0.02
-    gpr_samples: int = 128
-    emi_channels: int = 8
-    halo_m: float = 0.10
-    guard_m: float = 0.25
+    length_m: float = _DEFAULT.length_m
+    grid_m: float = _DEFAULT.grid_m
+    gpr_samples: int = _DEFAULT.gpr_samples
+    emi_channels: int = _DEFAULT.emi_channels
+    halo_m: float = _DEFAULT.halo_m
+    guard_m: float = _DEFAULT.guard_m
 
     def __post_init__(self) -> None:
         if not (self.grid_m > 0 and math.isfinite(self.grid_m)):

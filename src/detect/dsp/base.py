@@ -14,7 +14,6 @@ A step is a small object built from a config mapping (``{step: name, ...params}`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader, MdBlock
+from detect.conf_schema import Spec
 
 Block = GprBlock | MdBlock
 
@@ -32,7 +32,8 @@ class DspError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """Type, default and range of one step parameter."""
+    """Default, type and range of one step parameter, checked by the config schema's
+    :class:`~detect.conf_schema.Spec` (one checker for config keys and step parameters)."""
 
     default: Any
     kind: type | tuple[type, ...] = float
@@ -41,41 +42,24 @@ class Param:
     choices: tuple[Any, ...] | None = None
     nullable: bool = False
     lo_open: bool = False
+    hi_open: bool = False
+
+    @property
+    def spec(self) -> Spec:
+        return Spec(
+            kind=self.kind, lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open,
+            choices=self.choices, nullable=self.nullable,
+        )  # fmt: skip
 
     def check(self, step: str, name: str, value: Any) -> Any:
-        where = f"dsp step '{step}': parameter '{name}'"
-        if value is None:
-            if self.nullable:
-                return None
-            raise DspError(f"{where} must not be null")
-        if self.choices is not None:
-            if value not in self.choices:
-                allowed = ", ".join(map(str, self.choices))
-                raise DspError(f"{where} = {value!r} is not one of {allowed}")
-            return value
-        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            raise DspError(f"{where} = {value!r} must be {_kind_name(kinds)}")
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if list in kinds and isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, kinds):
-            raise DspError(f"{where} = {value!r} must be {_kind_name(kinds)}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise DspError(f"{where} = {value!r} must be finite")
-            if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
-                raise DspError(
-                    f"{where} = {value!r} must be {'>' if self.lo_open else '>='} {self.lo}"
-                )
-            if self.hi is not None and value > self.hi:
-                raise DspError(f"{where} = {value!r} must be <= {self.hi}")
-        return value
-
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in kinds)
+        spec = self.spec
+        why = spec.problem(value)
+        if why is not None:
+            raise DspError(
+                f"dsp step '{step}': parameter '{name}' = {value!r} {why} "
+                f"(expected {spec.describe()})"
+            )
+        return spec.convert(value)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader
-from detect.io.formats import (
+from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,

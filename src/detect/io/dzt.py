@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader, GpsFix
-from detect.io.formats import (
+from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,

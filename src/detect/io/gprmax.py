@@ -15,9 +15,15 @@ import h5py
 import numpy as np
 
 from detect.blocks import GprBlock, GprHeader
-from detect.io.formats import GprFile, ReaderError, apply_spacing, check_finite, check_read_size
+from detect.io.base import (
+    HDF5_MAGIC,
+    GprFile,
+    ReaderError,
+    apply_spacing,
+    check_finite,
+    check_read_size,
+)
 
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 COMPONENTS = ("Ez", "Ey", "Ex", "Hz", "Hy", "Hx")
 
 

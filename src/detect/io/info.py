@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from omegaconf import DictConfig
 
-from detect.errors import EXIT_USAGE, TaskError
-from detect.io.formats import GprFile, ReaderError, read_gpr
+from detect.errors import InputError
+from detect.io.base import GprFile, ReaderError
+from detect.io.formats import detect_format, read_gpr
+from detect.io.session import SessionReader
 
 
 def load_input(cfg: DictConfig, headers_only: bool = False) -> GprFile:
     """Read ``cfg.input.path`` with the configured format, trace step and channel
-    (TaskError on bad input); ``headers_only`` as in :func:`read_gpr`."""
+    (:class:`~detect.errors.InputError` on bad input); ``headers_only`` as in :func:`read_gpr`."""
     path = cfg.input.get("path")
     if not path:
-        raise TaskError("no input file given (input.path)", EXIT_USAGE)
+        raise InputError("no input file given (input.path)")
     try:
         return read_gpr(
             path,
@@ -27,7 +28,7 @@ def load_input(cfg: DictConfig, headers_only: bool = False) -> GprFile:
             headers_only=headers_only,
         )
     except ReaderError as exc:
-        raise TaskError(str(exc), EXIT_USAGE) from exc
+        raise InputError(str(exc)) from exc
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 6) -> str:
@@ -99,9 +100,6 @@ def _json_safe(obj: Any) -> Any:
 
 def _sensor_session(path: str) -> dict[str, Any] | None:
     """A session recording with no GPR stream (an EMI-only rig), described from its EMI."""
-    from detect.io.formats import detect_format
-    from detect.io.session import SessionReader
-
     try:
         if detect_format(path)[0] != "session":
             return None
@@ -138,25 +136,3 @@ def _sensor_session(path: str) -> dict[str, Any] | None:
     if emi is not None and emi.n > 1:
         out["duration_s"] = float(emi.host_time_s[-1] - emi.host_time_s[0])
     return out
-
-
-def info_task(cfg: DictConfig) -> int:
-    path = cfg.input.get("path")
-    sensor_only = _sensor_session(str(path)) if path else None
-    if sensor_only is not None:
-        if cfg.get("info") is not None and cfg.info.get("json"):
-            print(json.dumps(_json_safe(sensor_only)))
-        else:
-            shown = {k: v for k, v in sensor_only.items() if k not in _JSON_ONLY}
-            print("\n".join(f"{k.replace('_', ' '):<17}{v}" for k, v in shown.items()))
-            print("no GPR stream in this session (metal detector / GPS only)")
-        return 0
-    g = load_input(cfg, headers_only=True)  # O(1) memory on a multi-GB file
-    if cfg.get("info") is not None and cfg.info.get("json"):
-        out = g.info()
-        if "session" in g.meta:
-            out["session"] = g.meta["session"]
-        print(json.dumps(_json_safe(out)))
-    else:
-        print(describe(g))
-    return 0

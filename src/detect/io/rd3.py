@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from detect.blocks import FixQuality, GprBlock, GprHeader, GpsFix
-from detect.io.formats import (
+from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,

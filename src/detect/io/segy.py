@@ -18,7 +18,7 @@ import numpy as np
 import segyio
 
 from detect.blocks import GprBlock, GprHeader
-from detect.io.formats import (
+from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,

@@ -32,7 +32,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from detect import __version__
+from detect._version import __version__
 from detect.blocks import (
     Alarm,
     FixQuality,
@@ -46,7 +46,7 @@ from detect.blocks import (
     SensorState,
 )
 from detect.coverage import total_m
-from detect.io.formats import GprFile, ReaderError, hdf5_damage, trace_positions
+from detect.io.base import HDF5_MAGIC, GprFile, ReaderError, hdf5_damage, trace_positions
 
 try:
     import resource
@@ -60,7 +60,6 @@ WRITE_ALLOWANCE_BYTES = 512 * 1024
 
 SCHEMA = "detect-session"
 SCHEMA_VERSION = 1
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 class RecordingError(OSError):

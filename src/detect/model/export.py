@@ -8,6 +8,7 @@ with onnx's own reference evaluator.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,9 @@ def to_torchscript(model: CalibratedNet, path: Path) -> Path:
     return path
 
 
-def to_onnx(model: CalibratedNet, path: Path) -> Path:
+def to_onnx(model: CalibratedNet, path: Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write the ONNX graph (batch size dynamic); ``metadata`` goes into the file's
+    ``metadata_props`` (:func:`detect.api.export_onnx` puts the model card there)."""
     model = model.eval()
     path = Path(path)
     batch = torch.export.Dim("batch", min=1, max=65536)
@@ -53,7 +56,16 @@ def to_onnx(model: CalibratedNet, path: Path) -> Path:
         dynamic_shapes={"gpr": {0: batch}, "emi": {0: batch}, "present": {0: batch}},
         dynamo=True,
         external_data=False,
+        verbose=False,  # a library call prints nothing
     )
+    if metadata:
+        import onnx
+
+        proto = onnx.load(str(path))
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = str(key), str(value)
+        onnx.save(proto, str(path))
     return path
 
 

@@ -1,4 +1,7 @@
-"""Training: loop, modality dropout, calibration, checkpoints, DDP, and the ``detect train`` task.
+"""Training: loop, modality dropout, calibration, checkpoints, DDP.
+
+The ``detect train`` task that drives it is :func:`detect.model.workflow.train_task`
+(above this module: the workflow imports the loop, never the other way round).
 
 One process per device (``torchrun --nproc_per_node N``; gloo on CPU, nccl on GPU). Each rank
 trains on its shard of a per-epoch permutation (same seed on every rank), gradients are
@@ -313,7 +316,7 @@ def calibrate(model: CalibratedNet, cal: WindowSet) -> dict[str, Any]:
 def _progress(enabled: bool, total: int, desc: str) -> Any:
     if not enabled:
         return None
-    from rich.progress import Progress
+    from rich.progress import Progress  # lazy: only an interactive run draws a bar
 
     p = Progress(transient=True)
     p.start()
@@ -479,20 +482,10 @@ def fit(
 
 def _tensorboard(out_dir: Path, row: Mapping[str, float]) -> None:
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional (tensorboard extra)
     except ImportError:
         return
     with SummaryWriter(str(out_dir / "tb")) as w:
         for k, v in row.items():
             if k != "epoch":
                 w.add_scalar(k, v, int(row["epoch"]))
-
-
-# --------------------------------------------------------------------------- task
-
-
-def train_task(cfg: Any) -> int:
-    """``detect train``: simulate/load lanes, train, calibrate, write ``models/<name>``."""
-    from detect.model.workflow import run_training
-
-    return run_training(cfg)

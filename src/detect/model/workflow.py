@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from detect.config import ConfigError, to_dict
-from detect.errors import EXIT_USAGE, TaskError
+from detect.errors import SettingsError
 from detect.model.card import preprocessing_from_cfg
 from detect.model.dataset import LaneRecipe, WindowSet, build_windows, recipes
 from detect.model.nets import CalibratedNet, NetConfig
@@ -229,7 +229,7 @@ def _session_set(cfg: Any, entries: list[str]) -> WindowSet:
             for i, p in enumerate(paths)
         ]
     except (OSError, ValueError) as exc:
-        raise TaskError(str(exc).splitlines()[0], EXIT_USAGE) from exc
+        raise SettingsError(str(exc).splitlines()[0]) from exc
     ws = WindowSet.concat(parts)
     log.info("sessions: %d files -> %d windows (%d mine)", len(paths), len(ws), ws.is_mine.sum())
     return ws
@@ -237,9 +237,7 @@ def _session_set(cfg: Any, entries: list[str]) -> WindowSet:
 
 def net_config(cfg: Any, variant: str, spec: WindowSpec) -> NetConfig:
     if variant not in VARIANTS:
-        raise TaskError(
-            f"unknown model variant '{variant}'; available: {', '.join(VARIANTS)}", EXIT_USAGE
-        )
+        raise SettingsError(f"unknown model variant '{variant}'; available: {', '.join(VARIANTS)}")
     use_gpr, use_emi = VARIANTS[variant]
     m = cfg.model
     return NetConfig(
@@ -356,7 +354,7 @@ def run_training(cfg: Any) -> int:
     try:
         device = resolve_device(str(t.get("device", "cpu")))
     except ValueError as exc:
-        raise TaskError(str(exc), EXIT_USAGE) from exc
+        raise SettingsError(str(exc)) from exc
     distributed = init_distributed_from_env(device)
     rank, _ = world()
     threads = int(t.get("threads", 0))
@@ -379,14 +377,14 @@ def run_training(cfg: Any) -> int:
     try:
         plan = data_plan(cfg)
     except ConfigError as exc:
-        raise TaskError(str(exc), EXIT_USAGE) from exc
+        raise SettingsError(str(exc)) from exc
     if t.get("sessions"):
         from detect.model.dataset import session_paths
 
         try:
             session_paths(list(t.sessions))
         except OSError as exc:
-            raise TaskError(str(exc), EXIT_USAGE) from exc
+            raise SettingsError(str(exc)) from exc
     workers = int(t.get("workers", 0))
     train = _windows("train", plan.train, workers, cache)
     val = _windows("val", plan.val, workers, cache)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from detect.blocks import Alarm, HealthEvent, SensorState
+from detect.sinks.base import Sink
 
 log = logging.getLogger("detect.run")
 
@@ -355,3 +356,24 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
     if "exit_status" in summary:
         lines.append(f"exit status {summary['exit_status']}: {summary.get('exit_reason', '')}")
     return lines
+
+
+class DisplaySink(Sink):
+    """A :class:`Display` (terminal table or plain lines) as a sink."""
+
+    name = "display"
+
+    def __init__(self, display: Display) -> None:
+        self.display = display
+
+    def on_alarm(self, alarm: Any) -> None:
+        self.display.alarm(alarm)
+
+    def on_health(self, event: Any) -> None:
+        self.display.health(event)
+
+    def on_status(self, status: Any) -> None:
+        self.display.update(status)
+
+    def on_message(self, text: str, loud: bool = False) -> None:
+        self.display.message(text, loud)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import Alarm
+from detect.sinks.base import Sink
 
 
 def _clean(value: Any) -> Any:
@@ -195,3 +196,18 @@ def write_all(
     )
     write_csv(alarms, paths["csv"], calibrated)
     return paths
+
+
+class JsonlSink(Sink):
+    """``alarms.jsonl`` as a sink: one synced line per alarm as it is declared."""
+
+    name = "alarms.jsonl"
+
+    def __init__(self, jsonl: AlarmJsonl) -> None:
+        self.jsonl = jsonl
+
+    def on_alarm(self, alarm: Any) -> None:
+        self.jsonl.write(alarm)
+
+    def close(self) -> None:
+        self.jsonl.close()

@@ -7,9 +7,8 @@ receivers). Works with zero ports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 #: (vid, pid or None for any) -> (driver kind, why). Exact pid entries win over vid-only.
@@ -87,13 +86,3 @@ def format_table(infos: list[PortInfo]) -> str:
     rows += [(i.device, i.usb_id, i.driver or "-", f"{i.description} ({i.why})") for i in infos]
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     return "\n".join("  ".join(r[c].ljust(widths[c]) for c in range(3)) + "  " + r[3] for r in rows)
-
-
-def devices_task(cfg: Any) -> int:
-    as_json = bool(cfg.get("devices", {}).get("json", False)) if hasattr(cfg, "get") else False
-    infos = list_ports()
-    if as_json:
-        print(json.dumps([{**asdict(i), "usb_id": i.usb_id} for i in infos]))
-    else:
-        print(format_table(infos))
-    return 0

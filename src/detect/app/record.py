@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from detect.app.common import command
 from detect.config import to_dict
 from detect.errors import EXIT_FAILURE, EXIT_USAGE, TaskError
 from detect.io.session import RecordingError, SessionWriter
@@ -32,6 +33,7 @@ def session_path(cfg: DictConfig) -> Path:
     return Path(out_dir) / "session.h5"
 
 
+@command
 def record_task(cfg: DictConfig) -> int:
     spec: Any = OmegaConf.to_container(cfg.source, resolve=True)
     try:

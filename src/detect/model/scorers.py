@@ -1,0 +1,255 @@
+"""Scorers: what turns windows into a Prediction (the trained classifier, or the interim
+energy detector when asked for explicitly), and loading one from the config."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from detect.blocks import (
+    CLASSES,
+)
+from detect.errors import (
+    DetectError,
+    ModelError,
+    SettingsError,
+)
+from detect.windows import WindowSpec
+
+log = logging.getLogger(__name__)
+
+MODEL_SENSORS = ("gpr", "emi")
+
+
+class ModelInputMismatch(ValueError):
+    """The instrument's GPR time window or frequency is not what the model was trained on."""
+
+
+class Scorer:
+    """What the pipeline needs from a model: its window geometry and ``predict``."""
+
+    spec: WindowSpec
+    sensors: tuple[str, ...]
+    calibrated: bool
+    #: the GPR input the weights were trained on ({"window_ns", "antenna_hz"}), when known
+    gpr_input: Mapping[str, float] | None = None
+
+    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ClassifierScorer(Scorer):
+    """The shipped, trained model (:class:`detect.model.classifier.Classifier`)."""
+
+    calibrated = True
+
+    def __init__(self, clf: Any) -> None:
+        self.clf = clf
+        self.spec = clf.spec
+        self.sensors = tuple(s for s, has in (("gpr", clf.has_gpr), ("emi", clf.has_emi)) if has)
+        sim_gpr = ((clf.card.get("data") or {}).get("sim") or {}).get("gpr") or {}
+        if clf.has_gpr and sim_gpr.get("dt_ns") and sim_gpr.get("n_samples"):
+            self.gpr_input = {
+                "window_ns": float(sim_gpr["dt_ns"]) * float(sim_gpr["n_samples"]),
+                "antenna_hz": float(sim_gpr.get("centre_hz") or 0.0),
+            }
+
+    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
+        return self.clf.predict(gpr, emi)
+
+    def info(self) -> dict[str, Any]:
+        card = self.clf.card
+        return {
+            "name": self.clf.name,
+            "kind": "classifier",
+            "calibrated": True,
+            "sensors": list(self.sensors),
+            "weights_sha256": (card.get("weights") or {}).get("sha256"),
+            "window": self.spec.to_dict(),
+        }
+
+
+class InterimScorer(Scorer):
+    """An honest stand-in until a trained model is shipped: anomaly energy, NOT calibrated.
+
+    GPR: energy of the centre traces after removing the window's mean trace (what a
+    buried scatterer adds to flat layering), over the running median of that energy.
+    EMI: the centre reading's departure from the nearer-valued window edge (so a target at
+    one edge does not fire), summed over gates, over its running median. Each ratio maps
+    to a score with a logistic; the two combine by noisy-OR. It says nothing about class
+    (the outputs show none and say UNCALIBRATED) and its
+    depth is the GPR peak time at an assumed 0.1 m/ns wave speed.
+    """
+
+    calibrated = False
+
+    def __init__(self, spec: WindowSpec, sensors: Sequence[str] = MODEL_SENSORS) -> None:
+        self.spec = spec
+        self.sensors = tuple(sensors)
+        self._hist: dict[str, deque[float]] = {s: deque(maxlen=500) for s in MODEL_SENSORS}
+        self.dt_ns = math.nan
+
+    def _ratio(self, sensor: str, energy: np.ndarray) -> np.ndarray:
+        """Each value over the median of the last ``H`` finite values up to and including it.
+
+        Depends only on the sequence of windows, not on how they were batched, so live,
+        replay and scan give the same scores.
+        """
+        hist = self._hist[sensor]
+        h = hist.maxlen or 2000
+        finite = energy[np.isfinite(energy)]
+        if finite.size == 0:
+            return np.full_like(energy, np.nan)
+        seq = np.concatenate([np.fromiter(hist, float, len(hist)), finite])
+        padded = np.concatenate([np.full(h - 1, np.nan), seq])
+        views = sliding_window_view(padded, h)[len(hist) :]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ref = np.nanmedian(views, axis=1)
+        out = np.full_like(energy, np.nan)
+        out[np.isfinite(energy)] = finite / np.maximum(ref, 1e-12)
+        hist.extend(finite.tolist())
+        return out
+
+    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
+        n = (gpr if gpr is not None else emi).shape[0]  # type: ignore[union-attr]
+        q = max(1, self.spec.n_pos // 8)
+        c = self.spec.half
+        p = {s: np.full(n, np.nan) for s in MODEL_SENSORS}
+        depth = np.full(n, np.nan)
+        if gpr is not None:
+            ok = np.isfinite(gpr).all(axis=(1, 2))
+            resid = gpr - gpr.mean(axis=1, keepdims=True)
+            centre = resid[:, c - q : c + q + 1]
+            energy = np.where(ok, (centre**2).mean(axis=(1, 2)), np.nan)
+            ratio = self._ratio("gpr", energy)
+            p["gpr"] = _logistic(ratio)
+            if math.isfinite(self.dt_ns):
+                k = np.argmax(np.abs(np.nan_to_num(resid[:, c])), axis=1)
+                depth = k * self.dt_ns * 0.1 / 2.0
+        if emi is not None:
+            ok = np.isfinite(emi).all(axis=(1, 2))
+            centre_emi = emi[:, c]
+            dev = np.minimum(
+                np.abs(centre_emi - np.median(emi[:, :q], axis=1)).sum(axis=1),
+                np.abs(centre_emi - np.median(emi[:, -q:], axis=1)).sum(axis=1),
+            )
+            dev = np.where(ok, dev, np.nan)
+            ratio = self._ratio("emi", dev)
+            p["emi"] = _logistic(ratio)
+        both = np.stack([p["gpr"], p["emi"]])
+        p_mine = 1.0 - np.nanprod(1.0 - both, axis=0)
+        p_mine[np.isnan(both).all(axis=0)] = np.nan
+        probs = np.zeros((n, len(CLASSES)), dtype=np.float32)
+        probs[:, CLASSES.index("background")] = 1.0 - p_mine
+        probs[:, CLASSES.index("ap_mine")] = p_mine
+        return _Prediction(p_mine, probs, depth, {"gpr": p["gpr"], "emi": p["emi"]})
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": "interim-energy-UNCALIBRATED",
+            "kind": "interim anomaly-energy detector (no trained model loaded)",
+            "note": UNCALIBRATED_NOTE,
+            "calibrated": False,
+            "sensors": list(self.sensors),
+            "window": self.spec.to_dict(),
+        }
+
+
+def _logistic(ratio: np.ndarray) -> np.ndarray:
+    """Energy ratio over background -> score; 0.5 at 4x the background, 0.95 at ~13x."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 / (1.0 + np.exp(-2.5 * (np.log(ratio) - math.log(4.0))))
+
+
+class _Prediction:
+    def __init__(
+        self,
+        p_mine: np.ndarray,
+        class_probs: np.ndarray,
+        depth_m: np.ndarray,
+        branch_scores: dict[str, np.ndarray],
+    ) -> None:
+        self.p_mine = p_mine
+        self.class_probs = class_probs
+        self.depth_m = depth_m
+        self.branch_scores = branch_scores
+
+
+#: what every output says when the interim detector runs (``model.allow_interim=true``)
+UNCALIBRATED_NOTE = (
+    "UNCALIBRATED: no trained model (model.allow_interim=true): alarms are anomaly-energy "
+    "scores, not probabilities, and carry no class"
+)
+
+
+def load_scorer(cfg: Any, spec: WindowSpec, prefer: Sequence[str] = ()) -> Scorer:
+    """The configured trained model (or a ``prefer``-red one that fits the sensors).
+
+    A missing, truncated or mismatched model is a refusal (one line: ``ModelError``, or
+    ``SettingsError`` when the config does not fit the model's card):
+    running anyway on the uncalibrated interim detector must be asked for with
+    ``model.allow_interim=true``, and then every output says UNCALIBRATED.
+    """
+    names = [*prefer, str(cfg.model.name)]
+    allow = bool(cfg.model.get("allow_interim", False))
+    why = ""
+    kind: type[DetectError] = ModelError
+    try:
+        from detect.model.card import PreprocessingMismatch
+        from detect.model.classifier import Classifier
+    except ImportError as exc:
+        why = f"no classifier module ({exc})"
+    else:
+        last: Exception | None = None
+        for name in names:
+            try:
+                return ClassifierScorer(Classifier.load(name, cfg))
+            except Exception as exc:  # missing, truncated, mismatched: the same here
+                last = exc
+        why = (str(last).splitlines() or [type(last).__name__])[0]
+        if isinstance(last, PreprocessingMismatch):
+            kind = SettingsError  # the config does not fit the model: a usage error
+    if not allow:
+        raise kind(
+            f"model '{cfg.model.name}' cannot be loaded ({why}); refusing to run without a "
+            "trained model (model.allow_interim=true runs the UNCALIBRATED interim detector)"
+        )
+    log.warning("model '%s' cannot be loaded (%s): %s", cfg.model.name, why, UNCALIBRATED_NOTE)
+    return InterimScorer(spec)
+
+
+def gpr_input_mismatch(
+    scorer: Scorer, dt_ns: float, n_samples: int, antenna_hz: float | None
+) -> str | None:
+    """How a radar's time window and frequency differ from what the model was trained on
+    (None: they match, or the model uses no GPR).
+
+    The DSP resamples every trace to the model's sample count, so a radar with another
+    time window would reach the model with its hyperbolas stretched or squeezed."""
+    want = scorer.gpr_input
+    if not want or "gpr" not in scorer.sensors:
+        return None
+    problems: list[str] = []
+    window_ns = dt_ns * n_samples
+    if abs(window_ns - want["window_ns"]) > 0.1 * want["window_ns"]:
+        problems.append(f"time window {window_ns:.3g} ns (model: {want['window_ns']:.3g} ns)")
+    f_want = want.get("antenna_hz") or 0.0
+    if antenna_hz and f_want and abs(math.log(antenna_hz / f_want)) > math.log(1.5):
+        problems.append(f"antenna {antenna_hz / 1e6:.0f} MHz (model: {f_want / 1e6:.0f} MHz)")
+    if not problems:
+        return None
+    return (
+        f"MODEL INPUT MISMATCH: the GPR gives {', '.join(problems)}; the model's GPR "
+        "scores are not valid for this instrument"
+    )
