@@ -445,7 +445,7 @@ class Emulator:
             self._unplug_until = time.monotonic() + duration_s
             self.faults.counters.unplugs += 1
 
-    def set_rates(self, **rates: float) -> None:
+    def set_rates(self, **rates: Any) -> None:
         """Change the random fault rates from now on (fields of :class:`Faults`)."""
         with self._lock:
             self.faults.f = replace(self.faults.f, **rates)

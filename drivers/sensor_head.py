@@ -546,7 +546,7 @@ class SensorHeadSource(StreamSource):
     def _flush_held(self) -> list[Item]:
         """Everything still held goes out, placed on the track it was measured on (rows past
         its last odometer stamp get no position rather than a guessed one)."""
-        out = [self._positioned(h.piece) for h in self._held]
+        out: list[Item] = [self._positioned(h.piece) for h in self._held]
         self._held.clear()
         return out
 

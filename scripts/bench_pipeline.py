@@ -11,16 +11,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from detect.config import compose
-from detect.engine.build import build_pipeline
+from detect.engine.build import build_pipeline, limit_threads
 from detect.engine.drive import close_out, drive
 from detect.sinks.display import PlainDisplay
 from detect.sources.registry import create_source
@@ -60,10 +62,44 @@ def overrides() -> list[str]:
     return ["run.display=false", *(f"model.name={m}" for m in MODEL)]
 
 
-def live(live_s: float, out: Path) -> tuple[Path, float]:
+def _console(pipe: Any, out: Path) -> Any:
+    """The browser console on the pipeline, with one client reading its feed as a browser
+    would (a thread in this process: its CPU is counted too). Returns a stop function."""
+    import threading
+
+    from websockets.sync.client import connect
+
+    from detect.sinks.console import ConsoleSink, Hub
+    from detect.sinks.console.server import ConsoleServer
+
+    hub = Hub(out)
+    server = ConsoleServer(hub, port=0)
+    server.start()
+    pipe.add_sink(ConsoleSink(hub, server))
+    stop = threading.Event()
+
+    def client() -> None:
+        with connect(f"ws://127.0.0.1:{server.port}/ws", max_size=None) as ws:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    ws.recv(timeout=0.2)
+
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+
+    def done() -> None:
+        stop.set()
+        t.join(2.0)
+        server.stop()
+
+    return done
+
+
+def live(live_s: float, out: Path, console: bool = False) -> tuple[Path, float]:
     from detect.app.live import _threaded
 
     cfg = compose(overrides())
+    limit_threads(cfg)  # as `detect run` does
     src = _threaded(source(cfg, True))
     pipe = build_pipeline(
         cfg,
@@ -73,14 +109,20 @@ def live(live_s: float, out: Path) -> tuple[Path, float]:
         record=True,
         source_info={**src.info(), "paced": True},
     )
+    stop_console = _console(pipe, out) if console else None
     src.open()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     drive(pipe, src, live_s)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     src.close()
     close_out(pipe, out)
+    if stop_console is not None:
+        stop_console()
     lat = np.array(pipe.latency_s) * 1e3
-    print(f"live {wall:.1f} s, model {pipe.scorer.info()['name']}: {len(lat)} decision batches")
+    print(
+        f"live {wall:.1f} s{' WITH the console and one client' if console else ''}, "
+        f"model {pipe.scorer.info()['name']}: {len(lat)} decision batches"
+    )
     print(
         f"  latency block->decision p50 {np.percentile(lat, 50):.2f} ms, "
         f"p99 {np.percentile(lat, 99):.2f} ms, max {lat.max():.2f} ms"
@@ -131,6 +173,7 @@ def scan(session: Path, out: Path, data_s: float) -> None:
 
 def rss(data_s: float) -> None:
     cfg = compose(overrides())
+    limit_threads(cfg)
     src = source(cfg, False)
     pipe = build_pipeline(
         cfg, ("gpr", "emi"), PlainDisplay(period_s=1e9), None, source_info=src.info()
@@ -179,6 +222,12 @@ def main() -> None:
         "an untrained network of the shipped architecture)",
     )
     ap.add_argument("--only-rss", action="store_true", help="only the long-run memory check")
+    ap.add_argument(
+        "--console",
+        action="store_true",
+        help="console overhead: the live run without, then with the browser console "
+        "and one connected client (no scan / memory check)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
@@ -194,6 +243,10 @@ def main() -> None:
             except TaskError:
                 MODEL.append(untrained_model(Path(tmp) / "untrained"))
         print(f"model: {MODEL[0] if MODEL else 'config default'}")
+        if args.console:
+            live(args.live_s, Path(tmp) / "live")
+            live(args.live_s, Path(tmp) / "live-console", console=True)
+            return
         if not args.only_rss:
             session, data_s = live(args.live_s, Path(tmp) / "live")
             scan(session, Path(tmp) / "scan", data_s)

@@ -38,6 +38,6 @@ if ! "$vpy" -c "import torch" 2>/dev/null; then
   # shellcheck disable=SC2086
   pip_install "$torch_req" ${DETECT_TORCH_ARGS:-}
 fi
-pip_install -e ".[dev]"
+pip_install -e ".[dev,console,gis]"
 printf '%s' "$want" > "$stamp"
 echo "setup: done" >&2

@@ -8,6 +8,7 @@ and the gap to the published best (85.8 %, Yilmaz et al. 2018).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,9 +24,12 @@ from detect.uci_landmines import (
     load_csv,
 )
 
-DEFAULT = (
-    Path(__file__).resolve().parents[1].parent / "shared/data/real/uci_land_mines/Mine_Dataset.csv"
+#: the folder of real sample files ($DETECT_REAL_DATA, as the tests use), UCI data inside it
+_REAL = Path(
+    os.environ.get("DETECT_REAL_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 )
+DEFAULT = _REAL / "uci_land_mines" / "Mine_Dataset.csv"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,7 @@ class SourceContract:
 
     def test_contract_delivers_valid_items(self, device: Any) -> None:
         src = self.make_source(device)
-        assert src.health and all(h.state == SensorState.FAULT for h in src.health.values())
+        assert src.health and all(h.state == SensorState.STARTING for h in src.health.values())
         with src:
             items = read_until(src, lambda it: self._covered(it), limit_s=3.0)
             items += read_for(src, self.read_s)

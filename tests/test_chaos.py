@@ -16,8 +16,10 @@ from detect.chaos import (
     FaultEvent,
     Schedule,
     Target,
+    TargetVerdict,
     Walk,
     check_targets,
+    exit_status_problems,
     generate,
     run_schedule,
 )
@@ -85,6 +87,16 @@ def test_generated_schedules_are_valid_and_replay_from_their_json(seed: int) -> 
     assert generate(seed) == s  # the seed alone replays it
 
 
+def test_an_exit_status_of_complete_must_not_hide_ground_not_covered() -> None:
+    nc = [TargetVerdict(Target(0, 2.0), "not_covered", "")]
+    ok = [TargetVerdict(Target(0, 2.0), "alarmed", "")]
+    assert exit_status_problems(0, nc, [])
+    assert exit_status_problems(4, nc, []) == []
+    assert exit_status_problems(0, ok, []) == []
+    assert exit_status_problems(0, ok, ["disk_full@w0:3.0s"])
+    assert exit_status_problems(5, ok, ["disk_full@w0:3.0s"]) == []
+
+
 def test_a_bad_fault_kind_is_named() -> None:
     with pytest.raises(ValueError, match="toaster"):
         FaultEvent("toaster", 1.0)
@@ -117,3 +129,5 @@ def test_the_pipeline_never_silently_clears_a_target_under_faults(
     assert r.counts()["targets"] >= 2, r.report()
     assert r.silent_misses == [], r.report()
     assert r.data_lost == 0, r.report()
+    # both schedules take a sensor down (restart, unplug): the exit status says so
+    assert r.exit_code == 4, r.report() + "\n" + r.stderr_tail

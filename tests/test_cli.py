@@ -13,6 +13,7 @@ from detect.cli import COMMANDS, main
 EXPECTED = {
     "run",
     "export",
+    "export-gis",
     "replay",
     "scan",
     "record",

@@ -12,7 +12,7 @@ def test_default_config_composes() -> None:
     cfg = compose([])
     assert cfg.source.kind == "sim"
     assert 0.0 <= cfg.alarm.threshold <= 1.0
-    assert cfg.run.duration_s > 0
+    assert cfg.run.duration_s is None and cfg.run.demo_duration_s > 0
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,12 @@ from detect.evaluate import (
     ScanOutput,
     alarms_at,
     evaluate_detector,
-    read_truth_csv,
     run_evaluation,
     settings_from_cfg,
     simulated_lanes,
     sweep,
 )
+from detect.io.truth import read_truth_csv
 from detect.model.card import read_card
 
 RULE = M.HaloRule(0.10, from_edge=False)

@@ -13,7 +13,7 @@ def test_fault_exactly_after_the_stall_timeout_and_back_to_ok() -> None:
     clock = FakeClock()
     clock.t = 100.0
     h = SensorHealth("gpr", stall_timeout_s=0.5, clock=clock)
-    assert h.state == SensorState.FAULT and h.reason == "not started"
+    assert h.state == SensorState.STARTING and h.reason == "waiting for first data"
     h.mark_connected(True)
     h.frames_received(10, 1000)
     ev = h.update()

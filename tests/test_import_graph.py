@@ -36,6 +36,22 @@ ROOT_PACKAGE = "detect"
 #: The core types every layer may use.
 CORE: tuple[str, ...] = ("detect.blocks", "detect.errors", "detect.geo")
 
+#: The base modules under every layer: core types, settings, and the small shared pieces
+#: (alignment, alarms, coverage, windows, health, metrics, the DSP steps).
+BASE: tuple[str, ...] = (
+    *CORE,
+    "detect._version",
+    "detect.conf_schema",
+    "detect.config",
+    "detect.align",
+    "detect.alarms",
+    "detect.coverage",
+    "detect.windows",
+    "detect.health",
+    "detect.metrics",
+    "detect.dsp",
+)
+
 #: The GPR file readers (one module per format, chosen through detect.io.registry).
 IO_READERS: tuple[str, ...] = (
     "detect.io.dzt",
@@ -74,7 +90,20 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "detect.coverage",
         "detect.windows",
     ),
-}
+    # The layers (DESIGN.md): commands (detect.app, detect.cli, detect.api) on top, then
+    # evaluation, the engine, sinks, model, sim, sources, io, and the base modules. Each
+    # may import only what lies below it: never the commands, never a layer above.
+    "detect.engine": (*BASE, "detect.io", "detect.sources", "detect.sim", "detect.model",
+                      "detect.sinks"),
+    "detect.sinks": (*BASE, "detect.io"),
+    "detect.model": (*BASE, "detect.io", "detect.sources", "detect.sim"),
+    "detect.sim": (*BASE, "detect.io", "detect.sources"),
+    "detect.io": (*BASE,),
+    "detect.dsp": (*BASE,),
+    "detect.drivers": (*CORE, "detect.sources", "detect.health", "detect.sim", "detect.io"),
+    **{mod: (*CORE, "detect.conf_schema") for mod in ("detect.alarms", "detect.windows")},
+    **{mod: CORE for mod in ("detect.coverage", "detect.health", "detect.metrics")},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from detect.blocks import CLASSES, GprBlock, GprHeader, MdBlock, MdHeader
+from detect.io.truth import write_truth_csv
 from detect.model.dataset import WindowSet, lane_windows, subsample_background
 from detect.sim import lane as sim_lane
 from detect.sim import task
@@ -139,7 +140,7 @@ def test_field_recording_with_a_truth_csv_beside_it_trains(tmp_path) -> None:
     spec = WindowSpec()
     with pytest.raises(ValueError, match=r"field_truth\.csv"):
         session_windows(path, dsp, spec, {"gpr": 0.0, "emi": 0.0})
-    task.write_truth_csv(tmp_path / "field_truth.csv", lane.truth)  # as a survey team writes it
+    write_truth_csv(tmp_path / "field_truth.csv", lane.truth)  # as a survey team writes it
     offsets = {"gpr": 0.0, "emi": s.head.emi_offset_m}
     direct = lane_windows(lane.gpr, lane.emi, lane.truth, dsp, offsets, spec)
     recorded = session_windows(path, dsp, spec, {"gpr": 0.0, "emi": 0.0})

@@ -33,7 +33,7 @@ from detect.config import ConfigError
 from detect.config import compose as _compose
 from detect.engine.build import build_pipeline
 from detect.engine.drive import close_out
-from detect.engine.items import file_items
+from detect.engine.items import data_span_s, file_items
 from detect.engine.outcome import not_covered_reasons
 from detect.engine.pipeline import Pipeline
 from detect.errors import (
@@ -339,11 +339,7 @@ class Detector:
         pipe = self.pipeline
         new: list[Alarm] = []
         try:
-            for item in items:
-                new.extend(pipe.handle([item]))
-                pipe.coverage.update(
-                    pipe.aligner.head_position_m, pipe.states, pipe.aligner.head_time_s
-                )
+            new.extend(pipe.feed_offline(items))
         except ModelInputMismatch as exc:
             raise InputError(_one_line(exc)) from exc
         except DspError as exc:
@@ -464,9 +460,7 @@ def scan(
         exc.result = det.close(failed=str(exc))
         raise
     wall_s = time.perf_counter() - t0
-    data_s = max(float(b.host_time_s[-1]) for b in blocks) - min(
-        float(b.host_time_s[0]) for b in blocks
-    )
+    data_s = data_span_s(items)
     return det.close(wall_s=wall_s, data_s=data_s, x_real_time=data_s / max(wall_s, 1e-9))
 
 

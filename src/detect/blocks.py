@@ -9,6 +9,7 @@ per-reading arrays. Positions are along-track metres, NaN where not yet known
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import math
 from collections.abc import Mapping, Sequence
@@ -292,11 +293,17 @@ class GpsFix:
 
 
 class SensorState(enum.IntEnum):
-    """Ordered so that ``max`` gives the worst state."""
+    """A sensor's state. The numbers are stored in recordings: never renumber them.
+
+    OK < DEGRADED < FAULT by loudness. STARTING (added later, hence 3) is the time from the
+    start until a sensor's first data or its start-up timeout: not a fault to shout about,
+    but its ground is not covered either (:func:`detect.coverage.coverage_states`).
+    """
 
     OK = 0
     DEGRADED = 1
     FAULT = 2
+    STARTING = 3
 
 
 @dataclass(frozen=True)
@@ -327,6 +334,9 @@ class Alarm:
     class_probs: Mapping[str, float] = field(default_factory=dict)
     #: position epoch (:class:`PositionEpoch`): ``position_m`` is in that epoch's frame
     epoch: int = 0
+    #: UTC of ``host_time_s`` (ISO 8601, ms, ``Z``): the wall clock read at the run's start
+    #: plus the monotonic time since then (a wall-clock step during the run moves nothing)
+    utc: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.position_m):
@@ -349,11 +359,22 @@ class Alarm:
             "depth_m": self.depth_m,
             "sensors": dict(self.sensor_scores),
             "time_s": self.host_time_s,
+            "utc": self.utc,
             "lat": self.lat_deg,
             "lon": self.lon_deg,
             "h_acc_m": self.h_acc_m,
             "epoch": self.epoch,
         }
+
+
+def utc_text(host_time_s: float, anchor: tuple[float, float]) -> str | None:
+    """UTC (ISO 8601, ms, ``Z``) of a monotonic ``host_time_s``, from ``anchor`` = (monotonic
+    s, UTC s) read together; None for a time that is not finite."""
+    if not math.isfinite(host_time_s):
+        return None
+    utc_s = anchor[1] + (host_time_s - anchor[0])
+    t = _dt.datetime.fromtimestamp(utc_s, _dt.UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -476,7 +476,7 @@ def run_schedule(
     schedule: Schedule,
     workdir: Path,
     overrides: Sequence[str] | None = None,
-    settle_s: float = 2.0,
+    settle_s: float = 0.3,
     connect_timeout_s: float = 90.0,
 ) -> RunResult:
     """Play ``schedule`` against ``detect run source=sensor_head`` and judge the outcome."""
@@ -616,12 +616,26 @@ def _judge(
     if not any("epoch" in d for d in rows_seen):  # outputs without epochs: all epoch 0
         targets = [replace(t, epochs=(0,)) for t in targets]
     verdicts = check_targets(targets, alarms, coverage, record_rows, recorded_to_m)
+    errors.extend(exit_status_problems(rc, verdicts, fired))
     lost = sum(_lost(s, final) for s in snaps)
     n_gpr = None if final is None else int(final["gpr"].size)
     unrecorded = None if disk is not None or n_gpr is None else walker.sent_intact - n_gpr
     return RunResult(
         schedule, verdicts, rc, lost, unrecorded, walker.sent_intact, fired, errors, wall_s, tail
     )
+
+
+def exit_status_problems(
+    rc: int | None, verdicts: Sequence[TargetVerdict], fired: Sequence[str]
+) -> list[str]:
+    """What the exit status must say: never 0 (complete) when ground around a target is
+    reported not covered, nor when the recording was cut by a full disk."""
+    out: list[str] = []
+    if rc == 0 and any(v.verdict == "not_covered" for v in verdicts):
+        out.append("exit status 0 (complete) although ground around a target is not covered")
+    if rc == 0 and any(f.startswith("disk_full") for f in fired):
+        out.append("exit status 0 (complete) although the disk filled up")
+    return out
 
 
 # --------------------------------------------------------------------------- many runs

@@ -151,6 +151,13 @@ COMMANDS: dict[str, Command] = {
         args=(Arg("out", "output.path", "output file (.onnx)"),),
         sections=("model", "output"),
     ),
+    "export-gis": Command(
+        "detect.app.export_gis:export_gis_task",
+        "write the survey package for GIS (alarms, track, covered/not covered) of a session",
+        17,
+        args=(_FILE, Arg("out", "output.dir", "output directory", flag="--out")),
+        sections=("input", "output"),
+    ),
     "emulate": Command(
         "detect.app.emulate:emulate_task",
         "run a device emulator on a pseudo-terminal or local TCP port",

@@ -166,7 +166,10 @@ def lever_arm_error(value: Any) -> str | None:
 
 @dataclass
 class RunSettings:
-    duration_s: float | None = val(30.0, 0, lo_open=True)
+    #: stop after this long; None: until stopped (Ctrl-C), except the simulator demo
+    duration_s: float | None = val(None, 0, lo_open=True)
+    #: ``detect run`` on the simulator with no duration_s stops after this long (a demo)
+    demo_duration_s: float = val(30.0, 0, lo_open=True)
     display: bool = val(True)
     bell: bool = val(True)
     record: bool = val(True)
@@ -220,6 +223,20 @@ class FaultSettings:
     unplug_every_s: float = val(0.0, 0)
     unplug_s: float = val(2.0, 0)
     seed: int = val(0, 0)
+
+
+@dataclass
+class ConsoleSettings:
+    """The operator's browser console (``detect run`` / ``replay``; README "Console")."""
+
+    #: None: on when run.display is (an operator's run), off for headless runs
+    enabled: bool | None = val(None)
+    host: str = val("127.0.0.1")
+    port: int = val(8765, 0, 65535)
+    #: required when host is not loopback; the page and the feed then need ?token=...
+    token: str | None = val(None)
+    #: open the page in the laptop's default browser at the start
+    open_browser: bool = val(False)
 
 
 EMULATED_DEVICES = ("sensor_head", "ascii_emi", "magnetometer", "gps_nmea", "gps_ubx", "spidar")
@@ -462,6 +479,7 @@ class DetectConfig:
     input: InputSettings = section(InputSettings)
     output: OutputSettings = section(OutputSettings)
     replay: ReplaySettings = section(ReplaySettings)
+    console: ConsoleSettings = section(ConsoleSettings)
     info: InfoSettings = section(InfoSettings)
     emulate: EmulateSettings = section(EmulateSettings)
     window: WindowSettings = section(WindowSettings)

@@ -78,10 +78,12 @@ def coverage_states(
 ) -> dict[str, SensorState]:
     """Sensor states as coverage sees them: DEGRADED only for a sensor losing more of its
     frames than its health's ``lossy_rate`` (holes in its data: its ground is not covered);
-    link noise that loses nothing (resyncs, garbage between frames) leaves it OK."""
+    link noise that loses nothing (resyncs, garbage between frames) leaves it OK. A sensor
+    still STARTING has delivered nothing: its ground counts as under a FAULT (not covered)."""
     bad = set(lossy)
+    down = (SensorState.FAULT, SensorState.STARTING)
     return {
-        s: st if st == SensorState.FAULT else SensorState.DEGRADED if s in bad else SensorState.OK
+        s: SensorState.FAULT if st in down else SensorState.DEGRADED if s in bad else SensorState.OK
         for s, st in states.items()
     }
 

@@ -17,7 +17,6 @@ score profiles (they are otherwise uncalibrated).
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 import math
@@ -32,6 +31,7 @@ import numpy as np
 from detect import metrics as M
 from detect.blocks import GprBlock, GpsFix, MdBlock, concat_blocks
 from detect.errors import ModelError, SettingsError
+from detect.io.truth import find_truth
 
 Floats = Sequence[float] | np.ndarray
 
@@ -47,7 +47,6 @@ DETECTORS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 #: files taken as lanes from a directory (sidecars such as .HD, .DZX, .csv are not lanes)
 LANE_SUFFIXES = frozenset({".h5", ".hdf5", ".dzt", ".dt1", ".rd3", ".sgy", ".segy", ".out"})
-TRUTH_COLUMNS = ("id", "class", "kind", "x_m", "y_m", "depth_m", "size_m", "metal_mass_g", "soil")
 
 
 # --------------------------------------------------------------------------- lanes
@@ -109,35 +108,6 @@ def simulated_lanes(
             )
         )
     return out
-
-
-def read_truth_csv(path: Path) -> list[dict[str, Any]]:
-    """Ground truth CSV (columns as :data:`TRUTH_COLUMNS`; class and x_m required)."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise SettingsError(f"cannot read truth CSV {path}: {exc.strerror}") from exc
-    out = []
-    for i, row in enumerate(rows, start=2):
-        row = {str(k).strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
-        try:
-            M.Target.from_dict(row, where=f"{path}:{i}")
-        except M.ScoringError as exc:
-            raise SettingsError(str(exc)) from exc
-        out.append(row)
-    return out
-
-
-def find_truth(path: Path, explicit: str | None) -> list[dict[str, Any]] | None:
-    """The truth CSV ``explicit``, else the one beside ``path`` (``<file>.truth.csv`` or
-    ``<stem>_truth.csv``), read and checked; None when there is none."""
-    if explicit:
-        return read_truth_csv(Path(explicit))
-    for cand in (path.with_suffix(".truth.csv"), path.parent / f"{path.stem}_truth.csv"):
-        if cand.is_file():
-            return read_truth_csv(cand)
-    return None
 
 
 def recorded_lanes(

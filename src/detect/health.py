@@ -1,9 +1,14 @@
-"""Sensor health: counters and the OK / DEGRADED / FAULT state of one sensor.
+"""Sensor health: counters and the STARTING / OK / DEGRADED / FAULT state of one sensor.
 
-A sensor is FAULT when it has not delivered a frame for ``stall_timeout_s`` (or the
-transport is gone), DEGRADED when recent frames show errors (CRC failures, resyncs,
-sequence gaps, queue overflows) above ``degraded_error_rate``, OK otherwise. Every
-change of state is returned as a :class:`HealthEvent` so it can be shown and recorded.
+A sensor is STARTING from its creation until its first frame: a head takes seconds to
+send its first data, and a red FAULT banner at every start teaches operators to ignore it.
+If no frame comes within ``startup_timeout_s`` of the start (the source's open, else the
+creation), or the link reports a disconnect or a device fault first, it is FAULT; it never
+goes back to STARTING. After its first frame it is FAULT when it has not delivered a frame
+for ``stall_timeout_s`` (or the transport is gone), DEGRADED when recent frames show
+errors (CRC failures, resyncs, sequence gaps, queue overflows) above
+``degraded_error_rate``, OK otherwise. Every change of state is returned as a
+:class:`HealthEvent` so it can be shown and recorded.
 """
 
 from __future__ import annotations
@@ -57,9 +62,14 @@ class SensorHealth:
         window_s: float = 2.0,
         clock: Any = time.monotonic,
         lossy_rate: float = 0.05,
+        startup_timeout_s: float = 10.0,
     ) -> None:
         if stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
+        if startup_timeout_s <= 0:
+            raise ValueError(f"startup_timeout_s must be > 0, got {startup_timeout_s}")
+        #: seconds from the start (open, else creation) to the first frame before FAULT
+        self.startup_timeout_s = startup_timeout_s
         self.sensor = sensor
         self.stall_timeout_s = stall_timeout_s
         self.degraded_error_rate = degraded_error_rate
@@ -70,8 +80,9 @@ class SensorHealth:
         self.window_s = window_s
         self._clock = clock
         self.counters = HealthCounters()
-        self.state = SensorState.FAULT
-        self.reason = "not started"
+        self.state = SensorState.STARTING
+        self.reason = "waiting for first data"
+        self.created_time_s = self.now()
         self.last_frame_time_s = math.nan
         self.started_time_s = math.nan
         self.connected = False
@@ -130,7 +141,9 @@ class SensorHealth:
                 self._recent.popleft()
             while self._recent_lost and self._recent_lost[0][0] < t - self.window_s:
                 self._recent_lost.popleft()
-            if not self.connected:
+            if self._still_starting(t):
+                self._set(SensorState.STARTING, "waiting for first data")
+            elif not self.connected:
                 self._set(
                     SensorState.FAULT,
                     self.reason if self.state == SensorState.FAULT else "disconnected",
@@ -139,7 +152,11 @@ class SensorHealth:
                 self._set(SensorState.FAULT, f"device reports: {self.device_fault}")
             elif self.last_frame_age_s > self.stall_timeout_s:
                 age = self.last_frame_age_s
-                why = "no data yet" if math.isinf(age) else f"no data for {age:.2f} s"
+                why = (
+                    f"no data within {self.startup_timeout_s:g} s of the start"
+                    if math.isinf(age)
+                    else f"no data for {age:.2f} s"
+                )
                 self._set(SensorState.FAULT, why)
             else:
                 frames = sum(r[1] for r in self._recent)
@@ -151,6 +168,16 @@ class SensorHealth:
                     self._set(SensorState.OK, "")
             events, self._pending = self._pending, []
             return events
+
+    def _still_starting(self, t: float) -> bool:
+        """STARTING until the first frame or the start-up timeout; a disconnect or a device
+        fault ends it at once (:meth:`mark_connected` sets FAULT), and it never comes back."""
+        if self.state != SensorState.STARTING or self.device_fault:
+            return False
+        if not math.isnan(self.last_frame_time_s):
+            return False
+        t0 = self.started_time_s if not math.isnan(self.started_time_s) else self.created_time_s
+        return t - t0 <= self.startup_timeout_s
 
     @property
     def loss_rate(self) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.app.common import command
+from detect.engine.build import limit_threads
 from detect.errors import EXIT_UNAVAILABLE, EXIT_USAGE, TaskError
 from detect.evaluate import (
     DETECTORS,
@@ -30,6 +31,7 @@ def evaluate_task(cfg: Any) -> int:
     from detect.config import to_dict
 
     e = cfg.evaluate
+    limit_threads(cfg)
     settings_from_cfg(cfg)  # config errors before minutes of simulation
     unknown = [d for d in e.detectors if d not in DETECTORS]
     if unknown:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.app.common import command, failure, out_dir_lock
-from detect.engine.build import attach_outputs, build_pipeline
+from detect.engine.build import attach_outputs, build_pipeline, limit_threads
 from detect.engine.drive import close_out, drive
 from detect.engine.pipeline import Pipeline
 from detect.errors import (
@@ -71,6 +71,34 @@ def _open_source(spec: Mapping[str, Any]) -> Any:
         raise TaskError(str(exc).splitlines()[0], EXIT_USAGE) from exc
 
 
+def _start_console(cfg: Any, pipe: Pipeline, display: Display, out_dir: Path | None) -> Any:
+    """The browser console as one more sink (``console.*``); a console that cannot start
+    is one loud line, and the run goes on without it."""
+    c = cfg.get("console") or {}
+    enabled = c.get("enabled")
+    if not (bool(cfg.run.display) if enabled is None else bool(enabled)):
+        return None
+    try:
+        from detect.sinks.console import ConsoleSink, Hub
+        from detect.sinks.console.server import ConsoleServer
+
+        hub = Hub(out_dir)
+        server = ConsoleServer(hub, str(c.get("host", "127.0.0.1")), int(c.get("port", 8765)),
+                               c.get("token"))  # fmt: skip
+        url = server.start()
+    except Exception as exc:  # missing package, port in use, a bad binding: say it, go on
+        display.message(f"CONSOLE NOT STARTED: {exc} (detection and recording go on)", loud=True)
+        return None
+    pipe.add_sink(ConsoleSink(hub, server, uncalibrated=not pipe.scorer.calibrated))
+    display.message(f"console: {url}")
+    print(f"console: {url}", flush=True)
+    if c.get("open_browser"):
+        import webbrowser
+
+        webbrowser.open(url)
+    return server
+
+
 def _threaded(source: Any) -> Any:
     """Paced sources read in their own thread (bounded queue); a fast source is read inline
     so that nothing is dropped when the pipeline is the slower side."""
@@ -96,6 +124,7 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bo
     display = make_display(bool(cfg.run.display), bool(cfg.run.bell))
     info = {**source.info(), "paced": bool(getattr(source, "paced", True))}
     try:  # the model first: a refusal leaves no output directory behind
+        limit_threads(cfg)
         pipe = build_pipeline(cfg, _sensors_of(source), display, None, source_info=info)
         pipe.strict = strict
         lock = out_dir_lock(cfg, "run", stem) if record else None
@@ -103,6 +132,7 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bo
         display.close()
         raise
     out_dir = None if lock is None else lock.directory
+    console = _start_console(cfg, pipe, display, out_dir)
     try:
         if out_dir is not None and (out_dir / "session.h5").exists():
             raise TaskError(
@@ -127,6 +157,8 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bo
             lock = None
         raise
     finally:
+        if console is not None:
+            console.stop()
         if lock is not None:
             lock.release()
     _print_summary(summary, display)
@@ -191,6 +223,8 @@ def run_task(cfg: Any) -> int:
     assert isinstance(spec, dict)
     source = _open_source({str(k): v for k, v in spec.items()})
     dur = cfg.run.get("duration_s")
+    if dur is None and spec.get("kind") == "sim":  # a demo; hardware runs until stopped
+        dur = cfg.run.get("demo_duration_s")
     return _live(cfg, source, "run", None if dur is None else float(dur))
 
 

@@ -15,9 +15,9 @@ from detect.blocks import (
     GprBlock,
     MdBlock,
 )
-from detect.engine.build import attach_outputs, build_pipeline
+from detect.engine.build import attach_outputs, build_pipeline, limit_threads
 from detect.engine.drive import close_out
-from detect.engine.items import file_items
+from detect.engine.items import data_span_s, file_items
 from detect.engine.pipeline import Pipeline
 from detect.errors import (
     EXIT_PROCESSING_FAILED,
@@ -58,6 +58,7 @@ def scan_task(cfg: Any) -> int:
             spacing,
             grid_m,
         )
+    limit_threads(cfg)
     pipe = build_pipeline(
         cfg,
         sensors,
@@ -77,22 +78,12 @@ def _scan(pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> in
     t0 = time.perf_counter()
     error: TaskError | None = None
     try:
-        for item in items:
-            pipe.handle([item])
-            pipe.coverage.update(
-                pipe.aligner.head_position_m, pipe.states, pipe.aligner.head_time_s
-            )
+        pipe.feed_offline(items)
     except Exception as exc:  # the files keep what was scored; then one line
         error = failure(pipe, exc, path.name)
         error.__cause__ = exc
     wall = time.perf_counter() - t0
-    data_s = max(
-        (float(b.host_time_s[-1]) for b in items if isinstance(b, (GprBlock, MdBlock))),
-        default=0.0,
-    ) - min(
-        (float(b.host_time_s[0]) for b in items if isinstance(b, (GprBlock, MdBlock))),
-        default=0.0,
-    )
+    data_s = data_span_s(items)
     extra: dict[str, Any] = {
         "wall_s": wall, "data_s": data_s, "x_real_time": data_s / max(wall, 1e-9)
     }  # fmt: skip

@@ -13,9 +13,10 @@ from omegaconf import DictConfig
 from detect.app.common import command
 from detect.config import to_dict
 from detect.errors import EXIT_USAGE, TaskError
+from detect.io.truth import write_truth_csv
 from detect.sim.lane import simulate_lane
 from detect.sim.settings import SimConfigError, settings_from
-from detect.sim.task import write_lane, write_truth_csv
+from detect.sim.task import write_lane
 
 log = logging.getLogger(__name__)
 

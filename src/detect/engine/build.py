@@ -78,7 +78,6 @@ def build_pipeline(
         prefer = ("gpr_only",)  # GPR-only files (DZT, DT1, RD3, gprMax) get the GPR model
     else:
         prefer = ("emi_only",)
-    limit_threads(cfg)
     if scorer is None:
         scorer = load_scorer(cfg, window_spec_from_cfg(cfg), prefer)
     node = cfg.get("align") or {}

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import (
+    GprBlock,
     GpsFix,
+    MdBlock,
 )
 from detect.errors import (
     InputError,
@@ -99,4 +101,14 @@ def _slice(block: Any, a: int, b: int) -> Any:
         seq=block.seq[a:b],
         host_time_s=block.host_time_s[a:b],
         position_m=block.position_m[a:b],
+    )
+
+
+def data_span_s(items: Sequence[Any]) -> float:
+    """Seconds of data the blocks among ``items`` span (host time, first to last row)."""
+    blocks = [b for b in items if isinstance(b, (GprBlock, MdBlock)) and b.n]
+    if not blocks:
+        return 0.0
+    return max(float(b.host_time_s[-1]) for b in blocks) - min(
+        float(b.host_time_s[0]) for b in blocks
     )

@@ -80,7 +80,7 @@ def exit_status(pipe: Pipeline, summary: Mapping[str, Any]) -> tuple[int, str]:
     lost = [  # the recording is one of the sinks
         f"{'recording ' if name == 'session.h5' else ''}{name}: {why}"
         for name, why in (summary.get("sink_errors") or {}).items()
-        if name != "display"
+        if name not in ("display", "console")  # views only: nothing recorded is lost
     ]
     if str(summary.get("out_dir", "")).startswith("FAILED"):
         lost.append(f"alarm files {summary['out_dir']}")

@@ -37,6 +37,7 @@ from detect.blocks import (
     PositionEpoch,
     SensorState,
     coalesce,
+    utc_text,
 )
 from detect.coverage import CoverageTracker, coverage_states
 from detect.engine import report
@@ -125,6 +126,12 @@ class Pipeline:
         self.n_items: dict[str, int] = {}
         self._rate: dict[str, tuple[float, int, float]] = {}
         self.t_start = clock()
+        anchor = self.source_info.get("utc_anchor")
+        if anchor is None and self.source_info.get("host_clock"):
+            anchor = (self.t_start, time.time())
+        #: (monotonic s, UTC s) read together: an alarm's UTC is its host time plus this
+        #: offset (a recording gives its own); None for a file without one: no UTC guessed
+        self.utc_anchor = None if anchor is None else (float(anchor[0]), float(anchor[1]))
         self._last_display_s = -math.inf
         self._last_unplaced_warn_s = -math.inf
         self._last_coverage_record_s = -math.inf
@@ -169,6 +176,18 @@ class Pipeline:
                     if self.processing_errors.pop(sensor, None) is not None:
                         msg = f"{sensor} processing recovered"
                         self.sinks.emit("on_message", msg, False)
+        return new
+
+    def feed_offline(self, items: Iterable[Any]) -> list[Alarm]:
+        """A recorded file's items, one at a time, as fast as possible (``scan``, the API):
+        no health to poll, so coverage follows the head position after each item. A
+        failure raises (what was processed before it stays in the pipeline)."""
+        new: list[Alarm] = []
+        for item in items:
+            new.extend(self.handle([item]))
+            self.coverage.update(
+                self.aligner.head_position_m, self.states, self.aligner.head_time_s
+            )
         return new
 
     def _processing_failed(self, sensor: str, exc: Exception) -> None:
@@ -264,6 +283,7 @@ class Pipeline:
         self.coverage.head_passed(block.position_m - self.aligner.offset_m(sensor), sensor)
         if self.kept is not None:
             self.kept.append(block)
+        self.sinks.emit("on_processed", block)
         if not self.windows.add(block):
             return []
         self.stage_s["align+grid"] += time.perf_counter() - t1
@@ -317,9 +337,7 @@ class Pipeline:
                 sensor_scores={k: float(v[i]) for k, v in branch.items() if math.isfinite(v[i])},
             )
             new.extend(self.alarm_logic.feed(point))
-        for a in new:
-            self._emit(a)
-        return new
+        return [self._emit(a) for a in new]
 
     # -- output -----------------------------------------------------------------------
     def add_sink(self, sink: Sink) -> Sink:
@@ -331,9 +349,13 @@ class Pipeline:
         rec = self.sinks.get(RecorderSink.name)
         return rec if isinstance(rec, RecorderSink) else None
 
-    def _emit(self, alarm: Alarm) -> None:
+    def _emit(self, alarm: Alarm) -> Alarm:
+        """Stamp UTC on a declared alarm, keep it and send it to the sinks."""
+        if alarm.utc is None and self.utc_anchor is not None:
+            alarm = replace(alarm, utc=utc_text(alarm.host_time_s, self.utc_anchor))
         self.alarms.append(alarm)
         self.sinks.emit("on_alarm", alarm)
+        return alarm
 
     def poll(self, sources: Sequence[Any], force_display: bool = False) -> None:
         """Health, coverage and display; call it every loop turn."""
@@ -417,10 +439,7 @@ class Pipeline:
 
     def finish(self) -> list[Alarm]:
         """End of data: declare the alarms still held back by NMS."""
-        new = self.alarm_logic.finish()
-        for a in new:
-            self._emit(a)
-        return new
+        return [self._emit(a) for a in self.alarm_logic.finish()]
 
     def never_started(self) -> list[str]:
         return [s for s in self.needed if self.n_items.get(s, 0) == 0]

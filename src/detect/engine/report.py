@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from detect.blocks import SensorState
 from detect.sinks.display import Status
 from detect.sinks.export import result_dict
 
@@ -29,6 +30,9 @@ def status(pipe: Any) -> Status:
         distance_m=pipe.epochs.summary()["distance_m"],
         not_covered_m=pipe.epochs.summary()["not_covered_m"],
         not_covered=pipe.coverage.not_covered(),
+        final_to_m=pipe.coverage.final_m(pipe.windows.scored_to_m()),
+        utc_anchor=pipe.utc_anchor,
+        threshold=float(pipe.alarm_logic.config.threshold),
         recording=pipe.recorder.status() if pipe.recorder is not None else "off",
         recording_ok=pipe.recorder is None or pipe.recorder.writer is None or pipe.recorder.ok,
         gps=gps_txt,
@@ -44,8 +48,13 @@ def summary(pipe: Any) -> dict[str, Any]:
         "duration_s": pipe.clock() - pipe.t_start,
         "distance_m": cov["distance_m"],
         "n_alarms": len(pipe.alarms),
-        # a needed sensor that never delivered was in FAULT all along, without an event
-        "n_faults": pipe.n_faults + len(pipe.never_started()),
+        # a needed sensor that never delivered is a fault, counted once (its start-up
+        # timeout may or may not have ended in a FAULT event before the run ended)
+        "n_faults": pipe.n_faults
+        + len(
+            set(pipe.never_started())
+            - {e.sensor for e in pipe.health_events if e.state == SensorState.FAULT}
+        ),
         "never_started": pipe.never_started(),
         "not_covered_m": cov["not_covered_m"],
         "blind_s": cov["blind_s"],

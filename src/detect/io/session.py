@@ -14,6 +14,11 @@ killed with SIGKILL leaves a file that holds everything up to the last flush. A 
 error raises :class:`RecordingError` once, closes the file (keeping what was flushed)
 and turns every later call into a no-op, so the pipeline can report it and go on
 alarming.
+
+One format, one module (over 800 lines on purpose): the table layouts, the writer and
+the reader change together (a field added to a table is written and read in the same
+commit, and old files without it still read), and keeping them side by side is what
+makes that reviewable.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import numpy as np
 
 from detect.blocks import CLASSES
 from detect.model.calibration import fit_platt
-from detect.model.classifier import Prediction
+from detect.model.prediction import Prediction
 from detect.windows import WindowSpec
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from detect.blocks import CLASSES
 from detect.model.card import (
     WEIGHTS,
     ModelCardError,
@@ -30,30 +28,10 @@ from detect.model.card import (
     write_card,
 )
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
+from detect.model.prediction import Prediction
 from detect.windows import WindowSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Scores for ``n`` windows. Branch scores are NaN where the sensor was absent."""
-
-    p_mine: np.ndarray  # (n,)
-    class_probs: np.ndarray  # (n, len(CLASSES))
-    depth_m: np.ndarray  # (n,)
-    branch_scores: dict[str, np.ndarray] = field(default_factory=dict)  # gpr, emi -> (n,)
-    present: np.ndarray | None = None  # (n, 2) bool: GPR, EMI used
-
-    def __len__(self) -> int:
-        return int(self.p_mine.shape[0])
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return CLASSES
-
-    def top_class(self) -> list[str]:
-        return [CLASSES[i] for i in np.argmax(self.class_probs, axis=1)]
 
 
 def resolve_model_dir(name_or_dir: str | Path) -> Path:

@@ -375,7 +375,7 @@ def session_windows(
     """Windows of a labelled recording.
 
     The ground truth is a truth CSV beside the file, found as ``detect evaluate`` finds it
-    (``<file>.truth.csv`` or ``<stem>_truth.csv``, columns as ``detect.evaluate.TRUTH_COLUMNS``;
+    (``<file>.truth.csv`` or ``<stem>_truth.csv``, columns as ``detect.io.truth.TRUTH_COLUMNS``;
     a field recording's labels, or a corrected table), else the session's own table
     (``detect simulate`` writes one).
     Sensor offsets: the recording's own (``info.emi_offset_m`` from ``detect simulate``, or
@@ -407,7 +407,7 @@ _TRUTH_NUMBERS = ("x_m", "y_m", "depth_m", "size_m", "metal_mass_g")
 
 def _truth_beside(path: Path) -> list[dict[str, Any]]:
     """The truth CSV next to a recording, checked and with its numbers as floats ([] if none)."""
-    from detect.evaluate import find_truth
+    from detect.io.truth import find_truth
 
     rows = find_truth(path, None) or []
     out = []

@@ -21,6 +21,7 @@ from detect.errors import (
     ModelError,
     SettingsError,
 )
+from detect.model.prediction import Prediction
 from detect.windows import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Scorer:
     #: the GPR input the weights were trained on ({"window_ns", "antenna_hz"}), when known
     gpr_input: Mapping[str, float] | None = None
 
-    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
+    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Prediction:
         raise NotImplementedError
 
     def info(self) -> dict[str, Any]:
@@ -64,7 +65,7 @@ class ClassifierScorer(Scorer):
                 "antenna_hz": float(sim_gpr.get("centre_hz") or 0.0),
             }
 
-    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
+    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Prediction:
         return self.clf.predict(gpr, emi)
 
     def info(self) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class InterimScorer(Scorer):
         hist.extend(finite.tolist())
         return out
 
-    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Any:
+    def predict(self, gpr: np.ndarray | None, emi: np.ndarray | None) -> Prediction:
         n = (gpr if gpr is not None else emi).shape[0]  # type: ignore[union-attr]
         q = max(1, self.spec.n_pos // 8)
         c = self.spec.half
@@ -153,7 +154,7 @@ class InterimScorer(Scorer):
         probs = np.zeros((n, len(CLASSES)), dtype=np.float32)
         probs[:, CLASSES.index("background")] = 1.0 - p_mine
         probs[:, CLASSES.index("ap_mine")] = p_mine
-        return _Prediction(p_mine, probs, depth, {"gpr": p["gpr"], "emi": p["emi"]})
+        return Prediction(p_mine, probs, depth, {"gpr": p["gpr"], "emi": p["emi"]})
 
     def info(self) -> dict[str, Any]:
         return {
@@ -170,20 +171,6 @@ def _logistic(ratio: np.ndarray) -> np.ndarray:
     """Energy ratio over background -> score; 0.5 at 4x the background, 0.95 at ~13x."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return 1.0 / (1.0 + np.exp(-2.5 * (np.log(ratio) - math.log(4.0))))
-
-
-class _Prediction:
-    def __init__(
-        self,
-        p_mine: np.ndarray,
-        class_probs: np.ndarray,
-        depth_m: np.ndarray,
-        branch_scores: dict[str, np.ndarray],
-    ) -> None:
-        self.p_mine = p_mine
-        self.class_probs = class_probs
-        self.depth_m = depth_m
-        self.branch_scores = branch_scores
 
 
 #: what every output says when the interim detector runs (``model.allow_interim=true``)

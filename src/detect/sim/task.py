@@ -11,7 +11,6 @@ delivers them in realistic chunks.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,26 +22,7 @@ from detect.sim.settings import SimSettings
 
 log = logging.getLogger(__name__)
 
-TRUTH_COLUMNS = (
-    "id",
-    "class",
-    "kind",
-    "x_m",
-    "y_m",
-    "depth_m",
-    "size_m",
-    "metal_mass_g",
-    "soil",
-)
 WRITE_BLOCK_S = 1.0
-
-
-def write_truth_csv(path: Path, truth: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=TRUTH_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for row in truth:
-            w.writerow(row)
 
 
 def write_lane(path: Path, lane: Lane, config: dict[str, Any], s: SimSettings) -> None:

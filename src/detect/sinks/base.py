@@ -18,6 +18,10 @@ class Sink:
     def on_block(self, item: Any) -> None:
         """An item as it arrived from the sources (block, GPS fix, position epoch)."""
 
+    def on_processed(self, block: Any) -> None:
+        """A block after the DSP chain and alignment (positions on the track): what the
+        model's windows are cut from (a live radargram, a plot)."""
+
     def on_alarm(self, alarm: Any) -> None:
         """A declared alarm."""
 

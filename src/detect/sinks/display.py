@@ -41,6 +41,32 @@ class Status:
     model: str = ""
 
     needed: tuple[str, ...] | None = None
+    #: coverage below this (current epoch) is final; passed ground above it not yet scored
+    #: is PENDING, not "not covered" (inf: everything final, e.g. a finished file)
+    final_to_m: float = math.inf
+    #: (monotonic s, UTC s) read together at the run's start (alarm UTC)
+    utc_anchor: tuple[float, float] | None = None
+    #: the alarm threshold (operating point) the fused score is compared with
+    threshold: float = math.nan
+
+    @property
+    def pending(self) -> list[tuple[float, float]]:
+        """Passed ground not yet scored (behind the head, above :attr:`final_to_m`)."""
+        return [(max(a, self.final_to_m), b) for a, b in self.not_covered if b > self.final_to_m]
+
+    @property
+    def pending_m(self) -> float:
+        return float(sum(b - a for a, b in self.pending))
+
+    @property
+    def not_covered_final(self) -> list[tuple[float, float]]:
+        """Ground of the current epoch that is final and not covered."""
+        return [(a, min(b, self.final_to_m)) for a, b in self.not_covered if a < self.final_to_m]
+
+    @property
+    def not_covered_final_m(self) -> float:
+        """Final not-covered ground of the whole run (all epochs), pending left out."""
+        return max(0.0, self.not_covered_m - self.pending_m)
 
     @property
     def faults(self) -> list[dict[str, Any]]:
@@ -83,7 +109,8 @@ def _fmt_alarm(a: Alarm, uncalibrated: bool = False) -> str:
         if uncalibrated
         else f"conf {a.confidence:.2f}  {a.class_name}"
     )
-    return f"ALARM {a.alarm_id} at {a.position_m:.2f} m  {what}  depth {depth}  ({where})"
+    when = f"  UTC {a.utc}" if a.utc else ""
+    return f"ALARM {a.alarm_id} at {a.position_m:.2f} m  {what}  depth {depth}  ({where}){when}"
 
 
 class PlainDisplay:
@@ -116,7 +143,8 @@ class PlainDisplay:
         self._out(
             f"t={status.elapsed_s:6.1f}s pos={_fmt_m(status.head_position_m).strip()} "
             f"p={status.p_mine:.2f} alarms={status.n_alarms} {sensors} "
-            f"not_covered={status.not_covered_m:.2f}m rec={status.recording}"
+            f"not_covered={status.not_covered_final_m:.2f}m pending={status.pending_m:.2f}m "
+            f"rec={status.recording}"
         )
 
     def alarm(self, alarm: Alarm) -> None:
@@ -127,7 +155,7 @@ class PlainDisplay:
 
     def health(self, event: HealthEvent) -> None:
         level = logging.ERROR if event.state == SensorState.FAULT else logging.WARNING
-        if event.state == SensorState.OK:
+        if event.state in (SensorState.OK, SensorState.STARTING):
             level = logging.INFO
         self._out(
             f"SENSOR {event.sensor} {event.state.name}"
@@ -232,7 +260,8 @@ class RichDisplay:
         sensors = Table(title="sensors", expand=True)
         for col in ("sensor", "state", "rate /s", "last frame", "errors", "reason"):
             sensors.add_column(col)
-        style = {"OK": "green", "DEGRADED": "yellow", "FAULT": "bold white on red"}
+        style = {"OK": "green", "DEGRADED": "yellow", "FAULT": "bold white on red",
+                 "STARTING": "bold cyan"}  # fmt: skip
         for s in st.sensors:
             age = s.get("last_frame_age_s", math.inf)
             errors = sum(
@@ -258,7 +287,7 @@ class RichDisplay:
             )
         )
         alarms = Table(title=f"alarms ({st.n_alarms})", expand=True)
-        for col in ("id", "position", "confidence", "class", "depth", "lat, lon"):
+        for col in ("id", "position", "confidence", "class", "depth", "lat, lon", "UTC"):
             alarms.add_column(
                 "score UNCALIBRATED" if self.uncalibrated and col == "confidence" else col
             )
@@ -270,15 +299,18 @@ class RichDisplay:
                 "—" if self.uncalibrated else a.class_name,
                 "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm",
                 "no fix" if a.lat_deg is None else f"{a.lat_deg:.7f}, {a.lon_deg:.7f}",
+                (a.utc or "")[11:23],  # hh:mm:ss.mmm; the full date is in the files
                 style="bold magenta",
             )
         parts.append(alarms)
-        nc = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in st.not_covered[-4:])
+        final_nc = st.not_covered_final_m
+        nc = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in st.not_covered_final[-4:])
         parts.append(
             Text(
-                f"coverage: {st.distance_m:.2f} m passed, NOT COVERED {st.not_covered_m:.2f} m"
-                + (f" [{nc}]" if nc else ""),
-                style="bold red" if st.not_covered_m > 0 else "green",
+                f"coverage: {st.distance_m:.2f} m passed, NOT COVERED {final_nc:.2f} m"
+                + (f" [{nc}]" if nc else "")
+                + f", pending {st.pending_m:.2f} m (behind the head, not yet scored)",
+                style="bold red" if final_nc > 0 else "green",
             )
         )
         for text, loud in self._messages:

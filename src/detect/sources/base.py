@@ -42,6 +42,10 @@ class Source(abc.ABC):
     sensors: tuple[str, ...] = ()
     paced: bool = True
 
+    #: the items' ``host_time_s`` is this process's monotonic clock (a live source), so a
+    #: wall clock read now dates them; a recording or file keeps its own times
+    host_clock = True
+
     def __init__(
         self,
         name: str | None = None,
@@ -93,6 +97,7 @@ class Source(abc.ABC):
             "source": self.name,
             "class": type(self).__qualname__,
             "sensors": list(self.sensors),
+            "host_clock": self.host_clock,
         }
 
     # -- public API ------------------------------------------------------------------

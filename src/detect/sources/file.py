@@ -26,6 +26,8 @@ from detect.sources.base import Item, Source, SourceError, SourceExhausted
 class GprFileSource(Source):
     sensors = ("gpr",)
 
+    host_clock = False
+
     def __init__(
         self,
         path: str | os.PathLike[str],

@@ -54,6 +54,7 @@ class MultiSource(Source):
                 sensors.append(s)
         self.sensors = tuple(sensors)
         self.paced = any(p.paced for p in built.values())
+        self.host_clock = all(p.host_clock for p in built.values())
         if stall_timeout_s is not None:
             base["stall_timeout_s"] = stall_timeout_s
         super().__init__(**{"name": "multi", **base})

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,22 @@ def _sensor(item: Item) -> str:
     return item.header.sensor
 
 
+def _utc_anchor(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(host monotonic s, UTC s) of the recording's start: its alarms' UTC, not today's."""
+    try:
+        start_s = float(attrs["start_host_time_s"])
+        utc = datetime.fromisoformat(str(attrs["created_utc"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if utc.tzinfo is None:
+        utc = utc.replace(tzinfo=UTC)
+    return (start_s, utc.timestamp()) if math.isfinite(start_s) else None
+
+
 class ReplaySource(Source):
     """A session file (``detect.io.session``) as a :class:`Source`."""
+
+    host_clock = False
 
     def __init__(
         self,
@@ -55,6 +70,7 @@ class ReplaySource(Source):
                 sensors = [h.sensor for h in r.gpr_headers()] + [h.sensor for h in r.emi_headers()]
                 if r.gps():
                     sensors.append("gps")
+                self.utc_anchor = _utc_anchor(r.attrs)
         except ReaderError as exc:
             raise SourceError(str(exc)) from exc
         self.sensors = tuple(dict.fromkeys(sensors))
@@ -73,7 +89,10 @@ class ReplaySource(Source):
         self._t0_wall = math.nan
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "path": str(self.path), "speed": self.speed}
+        out = {**super().info(), "path": str(self.path), "speed": self.speed}
+        if self.utc_anchor is not None:
+            out["utc_anchor"] = self.utc_anchor
+        return out
 
     def _open(self) -> None:
         try:

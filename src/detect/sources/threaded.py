@@ -51,6 +51,7 @@ class ThreadedSource(Source):
             raise ValueError(f"drop_log_every_s must be >= 0, got {drop_log_every_s}")
         self.sensors = inner.sensors
         self.paced = inner.paced
+        self.host_clock = inner.host_clock
         super().__init__(name=f"{inner.name}", reconnect=False, clock=inner.clock)
         self.inner = inner
         self.health = inner.health

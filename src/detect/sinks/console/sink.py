@@ -1,0 +1,157 @@
+"""The console as a pipeline :class:`Sink`: turns the pipeline's outputs into small
+messages for the browser (:class:`Hub`). Runs in the pipeline thread, so it only does
+cheap array work, and the radargram only while a browser is watching."""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import numpy as np
+
+from detect.blocks import Alarm, GprBlock, GpsFix, HealthEvent, MdBlock
+from detect.sinks.base import Sink
+from detect.sinks.console.hub import Hub
+
+#: radargram rows sent per trace, and traces per message at most
+WATERFALL_ROWS = 96
+MAX_COLUMNS = 24
+_EARTH_M_PER_DEG = 111_320.0
+
+
+def _int8_b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.int8).tobytes()).decode("ascii")
+
+
+class _Scale:
+    """A slowly adapting robust amplitude scale (so the picture and the tone follow the
+    ground, not one strong target)."""
+
+    def __init__(self) -> None:
+        self.value = math.nan
+
+    def update(self, level: float) -> float:
+        if math.isfinite(level) and level > 0:
+            if not math.isfinite(self.value):
+                self.value = level
+            else:
+                self.value += 0.05 * (level - self.value)
+        return self.value if math.isfinite(self.value) and self.value > 0 else 1.0
+
+
+class ConsoleSink(Sink):
+    """Pipeline outputs -> browser messages. Never raises for a slow or missing browser:
+    publishing only appends to the hub's bounded ring."""
+
+    name = "console"
+
+    def __init__(self, hub: Hub, server: Any = None, uncalibrated: bool = False) -> None:
+        self.hub = hub
+        self.server = server
+        self.uncalibrated = uncalibrated
+        self._gpr_scale = _Scale()
+        self._emi_scale = _Scale()
+        self._origin: tuple[float, float] | None = None
+        self._last_track_s = -math.inf
+
+    # -- data ------------------------------------------------------------------------
+    def on_block(self, item: Any) -> None:
+        fresh = isinstance(item, GpsFix) and item.host_time_s - self._last_track_s > 0.5
+        if fresh and item.has_fix:
+            self._last_track_s = item.host_time_s
+            assert item.lat_deg is not None and item.lon_deg is not None
+            if self._origin is None:
+                self._origin = (item.lat_deg, item.lon_deg)
+            lat0, lon0 = self._origin
+            x = (item.lon_deg - lon0) * _EARTH_M_PER_DEG * math.cos(math.radians(lat0))
+            y = (item.lat_deg - lat0) * _EARTH_M_PER_DEG
+            self.hub.publish({"type": "track", "x_m": x, "y_m": y})
+
+    def on_processed(self, block: Any) -> None:
+        if isinstance(block, GprBlock):
+            self._gpr(block)
+        elif isinstance(block, MdBlock):
+            self._emi(block)
+
+    def _gpr(self, block: GprBlock) -> None:
+        data = np.asarray(block.data, dtype=np.float32)
+        if data.size == 0:
+            return
+        energy = np.sqrt(np.nanmean(data * data, axis=1))  # per trace: the radar tone
+        level = float(np.nanmax(energy)) if np.isfinite(energy).any() else math.nan
+        scale = self._gpr_scale.update(float(np.nanmedian(energy)))
+        msg: dict[str, Any] = {"type": "gpr", "level": level / scale if math.isfinite(level)
+                               else None, "position_m": float(block.position_m[-1])}  # fmt: skip
+        if self.hub.watched:
+            step = max(1, math.ceil(data.shape[0] / MAX_COLUMNS))
+            cols = data[::step]
+            n_s = cols.shape[1]
+            k = max(1, n_s // WATERFALL_ROWS)
+            rows = cols[:, : (n_s // k) * k].reshape(cols.shape[0], -1, k).mean(axis=2)
+            amp = np.clip(np.nan_to_num(rows / (3.0 * scale)) * 127.0, -127, 127)
+            msg.update({"n": int(amp.shape[0]), "rows": int(amp.shape[1]), "data": _int8_b64(amp)})
+        self.hub.publish(msg)
+
+    def _emi(self, block: MdBlock) -> None:
+        data = np.asarray(block.data, dtype=np.float64)
+        if data.size == 0:
+            return
+        gates = np.nanmean(data[-max(1, data.shape[0] // 4) :], axis=0)
+        level = float(np.nanmean(np.abs(gates[: max(1, len(gates) // 2)])))
+        scale = self._emi_scale.update(level)
+        self.hub.publish({"type": "emi", "gates": (gates / scale).tolist(), "level": level / scale,
+                          "position_m": float(block.position_m[-1])})  # fmt: skip
+
+    # -- events ----------------------------------------------------------------------
+    def on_alarm(self, alarm: Alarm) -> None:
+        d = alarm.to_dict()
+        if self.uncalibrated:
+            d.update({"class": None, "calibration": "UNCALIBRATED"})
+        self.hub.publish({"type": "alarm", "alarm": d})
+
+    def on_health(self, event: HealthEvent) -> None:
+        self.hub.publish({"type": "health", "sensor": event.sensor, "state": event.state.name,
+                          "reason": event.reason, "time_s": event.host_time_s})  # fmt: skip
+
+    def on_status(self, status: Any) -> None:
+        sensors = [
+            {k: s.get(k) for k in ("sensor", "state", "reason", "rate_hz", "last_frame_age_s")}
+            for s in status.sensors
+        ]
+        self.hub.publish(
+            {
+                "type": "status",
+                "elapsed_s": status.elapsed_s,
+                "head_m": status.head_position_m,
+                "speed_m_s": status.speed_m_s,
+                "p_mine": status.p_mine,
+                "p_position_m": status.p_mine_position_m,
+                "threshold": status.threshold,
+                "sensors": sensors,
+                "faults": [s["sensor"] for s in status.faults],
+                "needed": list(status.needed or [s["sensor"] for s in status.sensors]),
+                "n_alarms": status.n_alarms,
+                "distance_m": status.distance_m,
+                "not_covered": status.not_covered_final,
+                "not_covered_m": status.not_covered_final_m,
+                "pending": status.pending,
+                "recording": status.recording,
+                "recording_ok": status.recording_ok,
+                "gps": status.gps,
+                "source": status.source,
+                "model": status.model,
+                "uncalibrated": self.uncalibrated,
+            },
+            latest="status",
+        )
+
+    def on_message(self, text: str, loud: bool = False) -> None:
+        self.hub.publish({"type": "message", "text": text, "loud": loud})
+
+    def close(self) -> None:
+        self.hub.publish({"type": "end"}, latest="end")
+        self.hub.closed = True
+
+    def stopped(self, error: str) -> str:
+        return f"CONSOLE STOPPED: {error} (detection and recording go on)"
