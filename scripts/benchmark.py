@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from detect.config import compose, to_dict
+from detect.engine.build import limit_threads
 from detect.evaluate import (
     DETECTORS,
     fmt_pd,
@@ -68,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write metrics JSON per scenario")
     ap.add_argument("overrides", nargs="*", help="config overrides, e.g. evaluate.halo_m=0.15")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
     cfg = compose(args.overrides)
+    limit_threads(cfg)  # as `detect evaluate` does: run.threads for BLAS and torch
     dets = [d.strip() for d in args.detectors.split(",") if d.strip()]
     s = settings_from_cfg(cfg)
     print(

@@ -12,11 +12,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 
 from detect.sim.lane import simulate_lane
 from detect.sim.scene import canonical_scene, place
 from detect.sim.settings import SimSettings
+from detect.sinks.plot import Radargram, draw_bscan, draw_emi_gates, draw_truth, radargram_figures
 
 PANELS = [
     ("ap_mine", "pmn2", "PMN-2 (3 g metal)", 0.05),
@@ -44,16 +44,19 @@ def _save(fig, path: Path, dpi: int) -> None:
     Image.open(buf).convert("RGB").quantize(64).save(path, optimize=True)
 
 
-def _bscan(ax, lane, x_obj: float | None, clip: float) -> None:
-    d = lane.gpr.data - lane.gpr.data.mean(axis=0)
+def _mean_removed(lane):
+    """The lane's GPR with the mean trace removed (display only: shows the hyperbolas)."""
+    return lane.gpr.with_data(lane.gpr.data - lane.gpr.data.mean(axis=0))
+
+
+def _bscan(ax, lane, clip: float, truth=(), velocity_m_ns: float | None = None) -> None:
+    """The lane's B-scan through the one plotting module (detect.sinks.plot)."""
     pos = lane.gpr.position_m
-    # Traces are time-triggered and the walking speed varies: show them on a regular x grid.
-    grid = np.linspace(pos[0], pos[-1], pos.size)
-    d = d[np.clip(np.searchsorted(pos, grid), 0, pos.size - 1)]
-    ext = (pos[0], pos[-1], lane.gpr.n_samples * lane.gpr.header.dt_ns, 0)
-    ax.imshow(d.T, aspect="auto", cmap="seismic", vmin=-clip, vmax=clip, extent=ext)
-    if x_obj is not None:
-        ax.axvline(x_obj, color="k", lw=0.5, ls=":")
+    draw_bscan(ax, _mean_removed(lane), float(pos[0]), float(pos[-1]), clip, cmap="seismic",
+               colorbar=False)  # fmt: skip
+    if truth and velocity_m_ns:
+        draw_truth(ax, truth, float(pos[0]), float(pos[-1]),
+                   lambda d: 2.0 * d / velocity_m_ns, labels=False)  # fmt: skip
     ax.set_ylim(12, 0)
 
 
@@ -64,20 +67,19 @@ def class_figure(out: Path, soil: str = "moist_sand") -> None:
         targets = [place(key, 1.0, depth)] if key else []
         scene = canonical_scene(targets, soil, length_m=2.0, scatterers=True, flat=False, seed=j)
         lane = simulate_lane(3, s, lane_index=j, scene=scene)
-        _bscan(axs[0, j], lane, 1.0 if key else None, 0.08)
+        _bscan(axs[0, j], lane, 0.08)
+        if key:
+            axs[0, j].axvline(1.0, color="k", lw=0.5, ls=":")
         axs[0, j].set_title(f"{cls}\n{title}, {depth * 100:.0f} cm", fontsize=8)
-        x_emi = lane.emi.position_m + s.head.emi_offset_m
-        for g, c in ((0, "C0"), (3, "C1"), (6, "C2")):
-            axs[1, j].plot(
-                x_emi, lane.emi.data[:, g], c, lw=0.6, label=f"{s.gate_times_s[g] * 1e6:.0f} us"
-            )
-        axs[1, j].set_yscale("symlog", linthresh=0.02)
+        pos = lane.emi.position_m + s.head.emi_offset_m
+        draw_emi_gates(axs[1, j], lane.emi, float(pos[0]), float(pos[-1]), gates=(0, 3, 6),
+                       x_offset_m=s.head.emi_offset_m, legend=j == 0)  # fmt: skip
+        axs[1, j].set_ylabel("")
         axs[1, j].set_xlabel("coil position (m)", fontsize=7)
         for ax in axs[:, j]:
             ax.tick_params(labelsize=6)
     axs[0, 0].set_ylabel("two-way time (ns)")
     axs[1, 0].set_ylabel("EMI (normalised V)")
-    axs[1, 0].legend(fontsize=6)
     fig.suptitle(
         f"Simulated GPR B-scans (mean trace removed) and EMI decay gates over each class, {soil}",
         fontsize=10,
@@ -88,29 +90,35 @@ def class_figure(out: Path, soil: str = "moist_sand") -> None:
 
 
 def lane_figure(out: Path, seed: int = 0) -> None:
+    """One lane as a radargram page (detect.sinks.plot), the head's wobble below it."""
     s = SimSettings()
     lane = simulate_lane(seed, s, lane_index=1)
-    fig, axs = plt.subplots(3, 1, figsize=(14, 7), sharex=True)
-    _bscan(axs[0], lane, None, 0.08)
-    axs[0].set_ylabel("ns")
-    x_emi = lane.emi.position_m + s.head.emi_offset_m
-    axs[1].plot(x_emi, lane.emi.data[:, 0], lw=0.5, label="gate 10 us")
-    axs[1].plot(x_emi, lane.emi.data[:, 4], lw=0.5, label=f"gate {s.gate_times_s[4] * 1e6:.0f} us")
-    axs[1].set_yscale("symlog", linthresh=0.02)
-    axs[1].legend(fontsize=7)
-    axs[1].set_ylabel("EMI")
-    axs[2].plot(lane.trajectory.x_m, lane.trajectory.height_m * 100, lw=0.8, label="height (cm)")
-    axs[2].plot(lane.trajectory.x_m, lane.trajectory.y_m * 100, lw=0.8, label="lateral (cm)")
-    axs[2].legend(fontsize=7)
-    axs[2].set_xlabel("along-track position (m)")
-    for t in lane.truth:
-        for ax in axs[:2]:
-            ax.axvline(t["x_m"], color="k", lw=0.5, ls=":")
-        axs[0].text(t["x_m"], 1.0, f"{t['kind']}\n{t['depth_m'] * 100:.0f} cm", fontsize=6)
-    fig.suptitle(f"One simulated lane ({lane.scene.soil.name}), seed {seed} lane 1", fontsize=10)
-    fig.tight_layout()
+    emi = lane.emi.with_positions(lane.emi.position_m + s.head.emi_offset_m)
+    soil = lane.scene.soil
+    h_m = (s.head.height_min_m + s.head.height_max_m) / 2
+    rg = Radargram(
+        gpr=_mean_removed(lane),
+        emi=emi,
+        source=f"simulated lane (seed {seed}, lane 1)",
+        instrument=f"{lane.gpr.header.antenna_hz / 1e6:.0f} MHz GPR + PI metal detector, "
+        f"{soil.name}",
+        steps=["GPR: mean trace removed (display only); EMI: as simulated, against coil position"],
+        velocity_m_ns=soil.velocity_m_ns,
+        velocity_note=f"soil {soil.name}",
+        surface_ns=2 * h_m / 0.299792458,
+        truth=lane.truth,
+        emi_gates=(0, 4),
+    )
+
+    def wobble(ax, a: float, b: float) -> None:
+        ax.plot(lane.trajectory.x_m, lane.trajectory.height_m * 100, lw=0.8, label="height (cm)")
+        ax.plot(lane.trajectory.x_m, lane.trajectory.y_m * 100, lw=0.8, label="lateral (cm)")
+        ax.set_xlim(a, b)
+        ax.set_ylabel("head (cm)", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+
+    (fig,) = radargram_figures(rg, extra_rows=[(0.9, wobble)])
     _save(fig, out / "sim_lane.png", 60)
-    plt.close(fig)
 
 
 def main() -> None:

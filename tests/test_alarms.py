@@ -35,7 +35,7 @@ def test_one_alarm_per_separated_bump_at_its_peak() -> None:
 
 
 def test_bumps_below_threshold_give_nothing() -> None:
-    cfg = AlarmConfig(threshold=0.5, hysteresis=0.1)  # the defaults are the config's (0.1)
+    cfg = AlarmConfig(threshold=0.5, hysteresis=0.1, suspect_floor=None)  # no suspect tier
     assert pick_alarms(profile(X, bumps(X, [2.0, 5.0], [0.45, 0.49])), cfg) == []
 
 

@@ -16,6 +16,7 @@ EXPECTED = {
     "export-gis",
     "replay",
     "scan",
+    "plot",
     "record",
     "info",
     "convert",

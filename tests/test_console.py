@@ -14,6 +14,7 @@ pytest.importorskip("uvicorn", reason="console extra not installed (pip install 
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
 from console_harness import ConsoleRun  # noqa: E402
+from detect.io.session import SessionReader  # noqa: E402
 from detect.io.truth import read_truth_csv  # noqa: E402
 from detect.sinks.console.hub import Hub  # noqa: E402
 from detect.sinks.console.server import ConsoleError, ConsoleServer  # noqa: E402
@@ -67,6 +68,9 @@ def test_feed_alarms_utc_outcome_and_bad_clients(tmp_path: Path) -> None:
     assert len(truth) == 1 and float(truth[0]["x_m"]) == pytest.approx(alarm["position_m"])
     lines = [json.loads(x) for x in (out / "alarms.jsonl").read_text().splitlines()]
     assert lines and all(a["utc"].endswith("Z") for a in lines)  # UTC on every alarm
+    assert alarm["tier"] in ("alarm", "suspect") and all(a["tier"] for a in lines)
+    with SessionReader(out / "session.h5") as r:  # and the outcome is in the session
+        assert [(o["id"], o["outcome"]) for o in r.outcomes()] == [(alarm["id"], "mine")]
 
 
 def test_the_console_binds_loopback_only_unless_a_token_is_set() -> None:

@@ -95,3 +95,55 @@ def test_hardware_runs_until_stopped_the_simulator_demo_stops(
     extra = ["source.url=/dev/null"] if source == "sensor_head" else []
     assert main(["run", f"source={source}", "run.display=false", *extra]) == 0
     assert seen["duration_s"] == expected_s
+
+
+def test_an_acknowledged_outcome_is_written_to_the_session(tmp_path: Any) -> None:
+    """Console (server thread) -> hub queue -> pipeline thread -> recorder -> /outcomes; the
+    run's outcomes.jsonl and truth.csv get it too. Read back with SessionReader."""
+    from detect.blocks import Alarm
+    from detect.engine.sinks import SinkSet
+    from detect.io.session import SessionReader, SessionWriter
+    from detect.sinks.console import ConsoleSink, Hub
+    from detect.sinks.recorder import RecorderSink
+
+    sinks = SinkSet()
+    hub = Hub(tmp_path)
+    sinks.add(ConsoleSink(hub, emit=sinks.emit))
+    path = tmp_path / "session.h5"
+    sinks.add(RecorderSink(SessionWriter(path, {}, {}), path))
+    alarm = Alarm("A-0003", 2.5, 0.8, "at_mine", {"emi": 0.8}, 0.12, 10.0, 45.0, 15.0, 0.02)
+    suspect = Alarm("A-S0001", 4.0, 0.05, "ap_mine", {}, None, 11.0, tier="suspect")
+    for a in (alarm, suspect):
+        sinks.emit("on_alarm", a)
+    hub.acknowledge("A-0003", "mine", "2026-01-01T00:00:01.000Z")
+    with SessionReader(path) as r:  # not yet: only the pipeline thread writes the file
+        r.refresh()
+        assert r.outcomes() == []
+    sinks.emit("flush")
+    hub.acknowledge("A-S0001", "nothing_found", "2026-01-01T00:00:02.000Z")
+    sinks.emit("close")  # the console hands over what is left before the recording closes
+    assert sinks.errors == {}
+    with SessionReader(path) as r:
+        got = r.outcomes()
+        assert [a.alarm_id for a in r.alarms()] == ["A-0003", "A-S0001"]
+    assert [(o["id"], o["outcome"], o["tier"]) for o in got] == [
+        ("A-0003", "mine", "alarm"), ("A-S0001", "nothing_found", "suspect")]  # fmt: skip
+    first = got[0]
+    assert first["position_m"] == 2.5 and first["lat"] == 45.0 and first["depth_m"] == 0.12
+    assert first["alarm_class"] == "at_mine" and first["utc"] == "2026-01-01T00:00:01.000Z"
+    assert got[1]["depth_m"] is None and got[1]["lat"] is None
+    lines = (tmp_path / "outcomes.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+def test_a_session_without_outcomes_reads_as_none(tmp_path: Any) -> None:
+    import h5py
+
+    from detect.io.session import SessionReader, SessionWriter
+
+    with SessionWriter(tmp_path / "s.h5", {}, {}):
+        pass
+    with h5py.File(tmp_path / "s.h5", "r+") as f:  # as files written before /outcomes
+        del f["outcomes"]
+    with SessionReader(tmp_path / "s.h5") as r:
+        assert r.outcomes() == [] and r.alarms() == []

@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (Debian's chromium + chromium-driver, driven by
 Selenium; nothing downloads a browser) during a simulated run: the waterfall advances, an
 alarm shows within 1 s of the pipeline declaring it, a GPR unplug turns its tile FAULT
-within 1 s of its last data, and an acknowledged alarm's outcome lands in the run's files.
+within 1 s of its last data, and an acknowledged alarm's outcome lands in the run's files
+and in the session recording (``/outcomes``).
 
 ``DETECT_CONSOLE_SCREENSHOT=docs/img/console.png`` saves a 1366x768 screenshot there."""
 
@@ -104,6 +105,10 @@ def test_console_live_in_chromium(tmp_path: Path, browser: Any) -> None:
         banner = "return !document.getElementById('fault-banner').hidden"
         _until("the red SENSOR FAULT banner", lambda: js(banner), 1.0)
     assert run.rc["rc"] != 0  # ground passed with the GPR out is not covered
+    from detect.io.session import SessionReader
+
+    with SessionReader(out / "session.h5") as r:  # the outcome is in the session too
+        assert [(o["id"], o["outcome"]) for o in r.outcomes()] == [(new[0], "mine")]
 
 
 def test_chromium_binary_is_debian_s_not_a_download() -> None:

@@ -20,6 +20,17 @@ close together in clutter are two alarms even when the score never falls below t
 level between them. A peak is also declared once the head is past the radius and the
 score has fallen below ``split_fraction`` of it, without waiting for the region to close.
 
+Two tiers. An *alarm* is declared at the operating point (``threshold``) as above. A
+*suspect* is a peak below the threshold but at or above ``suspect_floor``: the same logic
+run a second time with the floor as its threshold, whose candidates are dropped where they
+reach the threshold or lie within ``nms_radius_m`` of an alarm (declared or held) or of
+any stretch of the profile at or above the threshold. The suspect logic never touches the
+alarm logic's state, so the alarms at the operating point are exactly those without the
+tier. Suspects carry their own ids (``A-S0001``) and are shown quietly; an uncalibrated
+detector (an anomaly score, not a probability) has no suspect tier. An alarm names its
+class only when that class's probability reaches ``class_min_prob``
+(``Alarm.class_certain``), else "class uncertain".
+
 The same :class:`AlarmLogic` runs live, in replay and in ``scan`` (where the whole
 profile is fed at once, see :func:`pick_alarms`).
 """
@@ -30,6 +41,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+import numpy as np
 
 from detect.blocks import CLASSES, Alarm
 from detect.conf_schema import AlarmSettings, section_problems
@@ -73,15 +86,36 @@ class AlarmConfig:
     hysteresis: float = _DEFAULT.hysteresis
     nms_radius_m: float = _DEFAULT.nms_radius_m
     split_fraction: float = _DEFAULT.split_fraction
+    #: peaks in [suspect_floor, threshold) are "suspect" alarms; None: no suspect tier
+    suspect_floor: float | None = _DEFAULT.suspect_floor
+    class_min_prob: float = _DEFAULT.class_min_prob
 
     def __post_init__(self) -> None:
         for key, value, why, expected in section_problems(AlarmSettings, asdict(self), "alarm."):
             raise ValueError(f"{key} = {value!r} is not allowed: {why}; expected {expected}")
 
     @classmethod
-    def from_cfg(cls, node: Mapping[str, Any]) -> AlarmConfig:
-        """From the composed config's ``alarm`` section (keys it leaves out: the defaults)."""
-        return cls(**{f.name: float(node[f.name]) for f in fields(cls) if f.name in node})
+    def from_cfg(cls, node: Mapping[str, Any], calibrated: bool = True) -> AlarmConfig:
+        """From the composed config's ``alarm`` section (keys it leaves out: the defaults).
+
+        ``calibrated`` False (the interim detector: an anomaly score, not a probability):
+        no suspect tier, whose floor was chosen on the calibrated model's scores."""
+        kw: dict[str, Any] = {
+            f.name: None if node[f.name] is None else float(node[f.name])
+            for f in fields(cls)
+            if f.name in node
+        }
+        if not calibrated:
+            kw["suspect_floor"] = None
+        return cls(**kw)
+
+    def suspect_config(self) -> AlarmConfig | None:
+        """The suspect tier's settings: the floor as threshold (None: no suspect tier)."""
+        floor = self.suspect_floor
+        if floor is None or floor >= self.threshold:
+            return None
+        return replace(self, threshold=floor, hysteresis=min(self.hysteresis, 0.5 * floor),
+                       suspect_floor=None)  # fmt: skip
 
 
 class AlarmLogic:
@@ -92,10 +126,12 @@ class AlarmLogic:
         config: AlarmConfig | None = None,
         locate: Locator | None = None,
         id_prefix: str = "A",
+        tier: str = "alarm",
     ) -> None:
         self.config = config or AlarmConfig()
         self.locate = locate
         self.id_prefix = id_prefix
+        self.tier = tier
         #: position epoch of the points fed (``Alarm.epoch``)
         self.epoch = 0
         self.n_declared = 0
@@ -108,6 +144,27 @@ class AlarmLogic:
         self._peak_taken = False
         self._pending: list[ScorePoint] = []
         self._declared_positions: list[float] = []
+        #: stretches of the profile at or above the threshold (a suspect is no closer)
+        self._hot: list[list[float]] = []
+        #: the suspect tier below the threshold (None: none configured)
+        self.suspects: AlarmLogic | None = None
+        self._veto: Callable[[ScorePoint], bool] | None = None
+        sub = self.config.suspect_config() if tier == "alarm" else None
+        if sub is not None:
+            self.suspects = AlarmLogic(sub, locate, id_prefix, tier="suspect")
+            self.suspects._veto = self._covers
+
+    def _covers(self, cand: ScorePoint) -> bool:
+        """A suspect candidate this (alarm) logic already answers for: at the threshold, or
+        within the radius of an alarm declared, held back or still growing."""
+        if cand.p_mine >= self.config.threshold:
+            return True
+        r = self.config.nms_radius_m
+        x = cand.position_m
+        near = [*self._declared_positions, *(p.position_m for p in self._pending)]
+        if any(abs(x - y) <= r for y in near):
+            return True
+        return any(lo - r <= x <= hi + r for lo, hi in self._hot)
 
     @property
     def rearm_level(self) -> float:
@@ -117,12 +174,28 @@ class AlarmLogic:
         self._active = False
         self._peak = None
         self._pending.clear()
+        if self.suspects is not None:
+            self.suspects.reset()
 
     def feed(self, point: ScorePoint) -> list[Alarm]:
-        """Add one profile point (in the order the head passes them); return new alarms."""
+        """Add one profile point (in the order the head passes them); return new alarms
+        (both tiers: the alarm tier's first)."""
+        out = self._feed(point)
+        if self.suspects is not None:
+            out.extend(self.suspects.feed(point))
+        return out
+
+    def _feed(self, point: ScorePoint) -> list[Alarm]:
         if not math.isfinite(point.position_m) or not math.isfinite(point.p_mine):
             return []
         cfg = self.config
+        if self.suspects is not None and point.p_mine >= cfg.threshold:
+            x = point.position_m
+            if self._hot and x - self._hot[-1][1] <= cfg.nms_radius_m:
+                last = self._hot[-1]
+                last[0], last[1] = min(last[0], x), max(last[1], x)
+            else:
+                self._hot.append([x, x])
         if self._active:
             assert self._peak is not None
             peak = self._peak
@@ -177,7 +250,10 @@ class AlarmLogic:
             self._add_candidate(self._peak)
         self._active = False
         self._peak = None
-        return self._release(None)
+        out = self._release(None)
+        if self.suspects is not None:
+            out.extend(self.suspects.finish())
+        return out
 
     def _add_candidate(self, cand: ScorePoint) -> None:
         end = self._plateau_end
@@ -222,6 +298,8 @@ class AlarmLogic:
             if any(abs(cand.position_m - x) <= r for x in self._declared_positions):
                 self.n_suppressed += 1
                 continue
+            if self._veto is not None and self._veto(cand):
+                continue
             out.append(self._declare(cand))
         self._pending = still
         return out
@@ -234,11 +312,14 @@ class AlarmLogic:
             where = self.locate(cand.host_time_s, cand.time_sensor)
             if where is not None:
                 lat, lon, h_acc = where
+        cls = cand.class_name
+        certain = cand.class_probs.get(cls, 0.0) >= self.config.class_min_prob
         return Alarm(
-            alarm_id=f"{self.id_prefix}-{self.n_declared:04d}",
+            alarm_id=f"{self.id_prefix}-{'S' if self.tier == 'suspect' else ''}"
+            f"{self.n_declared:04d}",
             position_m=float(cand.position_m),
             confidence=float(min(max(cand.p_mine, 0.0), 1.0)),
-            class_name=cand.class_name,
+            class_name=cls,
             sensor_scores={k: float(v) for k, v in cand.sensor_scores.items()},
             depth_m=None if cand.depth_m is None else float(cand.depth_m),
             host_time_s=float(cand.host_time_s),
@@ -247,6 +328,8 @@ class AlarmLogic:
             h_acc_m=h_acc,
             class_probs={k: float(v) for k, v in cand.class_probs.items()},
             epoch=self.epoch,
+            tier=self.tier,
+            class_certain=bool(certain),
         )
 
     def start_epoch(self, epoch: int, locate: Locator | None) -> None:
@@ -257,8 +340,11 @@ class AlarmLogic:
         self._peak_taken = False
         self._plateau_end = None
         self._declared_positions.clear()
+        self._hot.clear()
         self.epoch = epoch
         self.locate = locate
+        if self.suspects is not None:
+            self.suspects.start_epoch(epoch, locate)
 
 
 def pick_alarms(
@@ -270,3 +356,130 @@ def pick_alarms(
     """Whole-profile form (scan, evaluation): the same logic as live."""
     logic = AlarmLogic(config, locate, id_prefix)
     return logic.feed_many(points) + logic.finish()
+
+
+# --------------------------------------------------------------------------- early cue
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A fast hint from one sensor's newest processed data, before the window-based alarm
+    is final: "something here". Shown and sounded, never recorded nor counted as an alarm."""
+
+    sensor: str
+    #: ground under the sensor where its level rose (along-track m, the block's frame)
+    position_m: float
+    host_time_s: float
+    #: the level over the sensor's background when it fired
+    ratio: float
+
+
+#: level over background at which a sensor cues (the GPR's whole-trace energy follows the
+#: soil, so it cues only on strong reflectors)
+CUE_FACTORS = {"emi": 5.0, "gpr": 10.0}
+
+
+@dataclass
+class _Level:
+    """One sensor's background level and cue state."""
+
+    factor: float
+    background: float = math.nan
+    seen_s: float = 0.0
+    hot: bool = False
+    last_cue_m: float = math.nan
+    tail: Any = None  # the last readings' levels (smoothing across blocks)
+
+
+class EarlyCue:
+    """Early cue from the processed blocks as the head passes (array work per block).
+
+    A reading's level is the mean absolute value of the early EMI gates (the metal
+    response) or the RMS of a GPR trace; it is smoothed over ``smooth_s`` and compared with
+    the sensor's background, a slowly adapting median level (time constant
+    ``background_s``, learnt from readings that are not hot). A cue fires when the smoothed
+    level first exceeds ``factor`` x background, after ``warmup_s`` of data; it re-arms once
+    the level is back under ``rearm`` x factor x background and the ground has moved
+    ``spacing_m`` from the last cue. The factors are per sensor: the GPR's whole-trace energy
+    varies with the soil far more than the EMI's gates do, so it needs a larger one.
+
+    The defaults (:data:`CUE_FACTORS`, 1 s warm-up) are the lowest round factors that gave
+    no cue over empty simulated soil (loam, laterite, dry sand; scatterers, rough surface)
+    while cueing PMN, PMA-2 and Type 72A mines 3-5 cm deep (``tests/test_early_cue.py``).
+    """
+
+    def __init__(
+        self,
+        factors: Mapping[str, float] | None = None,
+        smooth_s: float = 0.04,
+        background_s: float = 2.0,
+        warmup_s: float = 1.0,
+        rearm: float = 0.5,
+        spacing_m: float = 0.25,
+    ) -> None:
+        self.factors = dict(factors or CUE_FACTORS)
+        self.smooth_s = smooth_s
+        self.background_s = background_s
+        self.warmup_s = warmup_s
+        self.rearm = rearm
+        self.spacing_m = spacing_m
+        self._state: dict[str, _Level] = {}
+
+    @staticmethod
+    def levels(sensor: str, data: Any) -> Any:
+        a = np.asarray(data, dtype=np.float64)
+        if a.ndim != 2 or a.shape[0] == 0:
+            return np.empty(0)
+        if sensor == "emi":
+            return np.abs(a[:, : max(1, a.shape[1] // 2)]).mean(axis=1)
+        return np.sqrt(np.nanmean(a * a, axis=1))
+
+    def feed(self, block: Any) -> list[Cue]:
+        """One processed block (GPR or EMI); returns the cues it fired (at most one)."""
+        sensor = str(block.header.sensor)
+        if sensor not in self.factors:
+            return []
+        lv = self.levels(sensor, block.data)
+        pos = np.asarray(block.position_m, dtype=np.float64)
+        t = np.asarray(block.host_time_s, dtype=np.float64)
+        if lv.size == 0 or pos.size != lv.size:
+            return []
+        st = self._state.setdefault(sensor, _Level(self.factors[sensor]))
+        dt = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+        if not (math.isfinite(dt) and dt > 0):
+            dt = 1e-3 if sensor == "emi" else 1e-2
+        n = max(1, round(self.smooth_s / dt))
+        prev = np.empty(0) if st.tail is None else st.tail
+        full = np.concatenate([prev, lv])
+        csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(full))])
+        k = np.arange(prev.size, full.size)
+        lo = np.maximum(0, k - n + 1)
+        smooth = (csum[k + 1] - csum[lo]) / (k + 1 - lo)
+        st.tail = full[-(n - 1) :] if n > 1 else np.empty(0)
+        out: list[Cue] = []
+        quiet = lv
+        if math.isfinite(st.background) and st.background > 0 and st.seen_s >= self.warmup_s:
+            ratio = smooth / st.background
+            above = ratio > st.factor
+            start = 0
+            if st.hot:  # still over the last cue's object: wait until the level drops
+                cold = np.flatnonzero(ratio < self.rearm * st.factor)
+                start = int(cold[0]) if cold.size else ratio.size
+                st.hot = start >= ratio.size
+            if not st.hot:
+                far = ~(np.abs(pos - st.last_cue_m) <= self.spacing_m)  # NaN: no cue yet
+                idx = np.flatnonzero(above[start:] & far[start:])
+                if idx.size:
+                    i = start + int(idx[0])
+                    out.append(Cue(sensor, float(pos[i]), float(t[i]), float(ratio[i])))
+                    st.last_cue_m = float(pos[i])
+                    st.hot = bool(ratio[-1] >= self.rearm * st.factor)
+            quiet = lv[~above]
+        quiet = quiet[np.isfinite(quiet)]
+        if quiet.size:
+            level = float(np.median(quiet))
+            w = 1.0 - math.exp(-quiet.size * dt / self.background_s)
+            old = st.background
+            st.background = level if not math.isfinite(old) else old + w * (level - old)
+            st.seen_s += lv.size * dt
+        return out

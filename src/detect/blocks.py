@@ -317,6 +317,10 @@ class HealthEvent:
     position_m: float = math.nan
 
 
+#: alarm tiers, loudest first: at the operating point; below it but above the suspect floor
+ALARM_TIERS = ("alarm", "suspect")
+
+
 @dataclass(frozen=True)
 class Alarm:
     """A declared detection: where, how sure, what, and which sensor saw it."""
@@ -337,10 +341,17 @@ class Alarm:
     #: UTC of ``host_time_s`` (ISO 8601, ms, ``Z``): the wall clock read at the run's start
     #: plus the monotonic time since then (a wall-clock step during the run moves nothing)
     utc: str | None = field(default=None, compare=False)
+    #: ``alarm`` (at the operating point) or ``suspect`` (below it, above the floor)
+    tier: str = "alarm"
+    #: the class's probability reached the bar (``alarm.class_min_prob``): else show
+    #: "class uncertain" (``class_name`` stays the model's best guess, e.g. for truth CSVs)
+    class_certain: bool = True
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.position_m):
             raise BlockError(f"Alarm.position_m must be finite, got {self.position_m}")
+        if self.tier not in ALARM_TIERS:
+            raise BlockError(f"Alarm.tier {self.tier!r} is not one of {ALARM_TIERS}")
         if not (0.0 <= self.confidence <= 1.0):
             raise BlockError(f"Alarm.confidence must be in [0, 1], got {self.confidence}")
         if self.class_name not in CLASSES:
@@ -364,6 +375,8 @@ class Alarm:
             "lon": self.lon_deg,
             "h_acc_m": self.h_acc_m,
             "epoch": self.epoch,
+            "tier": self.tier,
+            "class_certain": self.class_certain,
         }
 
 

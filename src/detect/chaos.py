@@ -611,6 +611,7 @@ def _judge(
             record_rows, recorded_to_m = list(rec.rows), rec.recorded_to_m
     except Exception as exc:
         errors.append(f"session coverage record unreadable: {type(exc).__name__}: {exc}")
+    alarms = [a for a in alarms if a.get("tier", "alarm") == "alarm"]  # a suspect is no alarm
     targets = walker.targets()
     rows_seen = [*alarms, *(coverage or []), *(record_rows or [])]
     if not any("epoch" in d for d in rows_seen):  # outputs without epochs: all epoch 0

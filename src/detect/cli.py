@@ -121,6 +121,23 @@ COMMANDS: dict[str, Command] = {
         args=(_FILE, Arg("out", "output.path", "output file (.h5 or .sgy)")),
         sections=("input", "output"),
     ),
+    "plot": Command(
+        "detect.app.plot:plot_task",
+        "draw the processed B-scan (radargram) of a recorded file, no model",
+        17,
+        args=(
+            _FILE,
+            Arg("out", "output.path", "output PNG (default: ./FILE_radargram.png)", flag="--out"),
+            Arg(
+                "trace_spacing_m",
+                "input.trace_spacing_m",
+                "trace step (m) where the file has none",
+                flag="--trace-spacing-m",
+                type=float,
+            ),
+        ),
+        sections=("input", "output", "dsp"),
+    ),
     "simulate": Command(
         "detect.app.simulate:simulate_task",
         "write simulated labelled lanes to disk",

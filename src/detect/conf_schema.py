@@ -333,6 +333,11 @@ class AlarmSettings:
     hysteresis: float = val(0.05, 0, 1, hi_open=True)
     nms_radius_m: float = val(0.25, 0)
     split_fraction: float = val(0.5, 0, 1, hi_open=True)
+    #: "suspect" tier: peaks below the threshold but at or above this (null, or a floor at
+    #: or above the threshold: no suspect tier)
+    suspect_floor: float | None = val(0.03, 0, 1, lo_open=True, hi_open=True)
+    #: an alarm names its class only when that class's probability reaches this
+    class_min_prob: float = val(0.5, 0, 1)
 
     @staticmethod
     def cross_check(node: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -335,7 +335,7 @@ def scan_lane(cfg: Any, lane: LaneData, name: str, scorer: Any) -> ScanOutput:
     return ScanOutput(
         np.asarray(res["track"]["position_m"], dtype=np.float64),
         np.asarray(res["track"]["p_mine"], dtype=np.float64),
-        list(res["alarms"]),
+        [a for a in res["alarms"] if a.get("tier", "alarm") == "alarm"],
         not_cov,
         dict(res.get("model", {})),
     )
@@ -418,7 +418,8 @@ def alarms_at(
     if not ok.any() or np.nanmax(p) < threshold:
         return np.empty(0), np.empty(0)
     hyst = min(hysteresis, 0.5 * threshold)
-    cfg = AlarmConfig(threshold=threshold, hysteresis=hyst, nms_radius_m=nms_radius_m)
+    cfg = AlarmConfig(threshold=threshold, hysteresis=hyst, nms_radius_m=nms_radius_m,
+                      suspect_floor=None)  # fmt: skip
     pts = [
         ScorePoint(position_m=float(x), p_mine=float(v))
         for x, v in zip(scan.track_x_m[ok], p[ok], strict=True)

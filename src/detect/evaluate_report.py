@@ -9,16 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from detect.blocks import THREAT_CLASSES
 from detect.metrics import group_order
-
-CLASS_COLOURS = {
-    "ap_mine": "tab:red",
-    "at_mine": "darkred",
-    "uxo": "tab:orange",
-    "metal_clutter": "tab:blue",
-    "nonmetal_clutter": "tab:green",
-}
 
 
 def _plt() -> Any:
@@ -94,47 +85,7 @@ def write_plots(
             written.append(fname)
 
     if example_lane is not None and examples:
-        fig, ax = plt.subplots(figsize=(11, 4))
-        for name, ex in examples.items():
-            ax.plot(ex["track_x_m"], ex["track_p"], lw=1, label=name)
-        thr_done = set()
-        for name, r in dets.items():
-            t = r["operating_point"]["threshold"]
-            if name in examples and t not in thr_done and math.isfinite(t):
-                ax.axhline(t, ls="--", lw=0.6, color="grey")
-                thr_done.add(t)
-        for d in example_lane.truth:
-            c = CLASS_COLOURS.get(str(d["class"]), "k")
-            ax.axvspan(
-                float(d["x_m"]) - 0.1,
-                float(d["x_m"]) + 0.1,
-                color=c,
-                alpha=0.25 if d["class"] in THREAT_CLASSES else 0.12,
-            )
-            ax.text(
-                float(d["x_m"]),
-                1.03,
-                str(d.get("kind", d["class"])),
-                rotation=60,
-                fontsize=7,
-                ha="left",
-                va="bottom",
-                color=c,
-            )
-        ax.set_ylim(0, 1.0)
-        ax.set_xlabel("along-track position (m)")
-        ax.set_ylabel("P(mine)")
-        ax.set_title(
-            f"example lane {example_lane.lane_id} ({example_lane.soil}): score profile, "
-            "truth (shaded: red mines, blue metal clutter)",
-            fontsize=9,
-            pad=40,
-        )
-        ax.legend(loc="upper right", fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / "example_lane.png", dpi=110)
-        plt.close(fig)
-        written.append("example_lane.png")
+        written += _example_lane_plot(out_dir, dets, example_lane, examples)
     return written
 
 
@@ -283,3 +234,65 @@ def _first_op(dets: Mapping[str, Any], key: str) -> Any:
     for r in dets.values():
         return r["operating_point"].get(key)
     return "?"
+
+
+def _example_lane_plot(
+    out_dir: Path, dets: Mapping[str, Any], lane: Any, examples: Mapping[str, Any]
+) -> list[str]:
+    """``example_lane.png``: the lane's radargram (the one plotting module, detect.sinks.plot)
+    with every detector's score profile, their thresholds and the truth outlined."""
+    from dataclasses import replace
+
+    from detect.blocks import GprBlock, MdBlock
+    from detect.sinks.plot import DEFAULT_VELOCITY_M_NS, Radargram, concat, radargram_figures
+
+    offsets = lane.offsets_m or {}
+
+    def placed(kind: type) -> Any:
+        b = concat(lane.blocks, kind)
+        if b is None:
+            return None
+        return replace(b, position_m=b.position_m + float(offsets.get(b.header.sensor, 0.0)))
+
+    gpr = placed(GprBlock)
+    if gpr is not None:
+        gpr = gpr.with_data(gpr.data - gpr.data.mean(axis=0))
+    velocity, note = DEFAULT_VELOCITY_M_NS, "assumed"
+    try:
+        from detect.sim.soil import SOILS
+
+        if lane.soil in SOILS:
+            velocity, note = SOILS[lane.soil].velocity_m_ns, f"soil {lane.soil}"
+    except ImportError:  # pragma: no cover - the simulator is part of the package
+        pass
+    thresholds = sorted(
+        {
+            float(r["operating_point"]["threshold"])
+            for name, r in dets.items()
+            if name in examples and math.isfinite(r["operating_point"]["threshold"])
+        }
+    )
+    rg = Radargram(
+        gpr=gpr,
+        emi=placed(MdBlock),
+        source=f"example lane {lane.lane_id}",
+        instrument=lane.soil or "",
+        steps=["GPR: mean trace removed (display only); EMI: as recorded"],
+        velocity_m_ns=velocity,
+        velocity_note=note,
+        truth=lane.truth,
+        track={
+            "series": {
+                name: {"position_m": ex["track_x_m"], "p_mine": ex["track_p"]}
+                for name, ex in examples.items()
+            },
+            "thresholds": thresholds,
+        },
+        notes=["score profile of every detector; dashed: operating-point thresholds"],
+    )
+    names = []
+    for k, fig in enumerate(radargram_figures(rg)):
+        name = "example_lane.png" if k == 0 else f"example_lane_p{k + 1}.png"
+        fig.savefig(out_dir / name, dpi=90)
+        names.append(name)
+    return names

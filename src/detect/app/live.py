@@ -89,7 +89,8 @@ def _start_console(cfg: Any, pipe: Pipeline, display: Display, out_dir: Path | N
     except Exception as exc:  # missing package, port in use, a bad binding: say it, go on
         display.message(f"CONSOLE NOT STARTED: {exc} (detection and recording go on)", loud=True)
         return None
-    pipe.add_sink(ConsoleSink(hub, server, uncalibrated=not pipe.scorer.calibrated))
+    pipe.add_sink(ConsoleSink(hub, server, uncalibrated=not pipe.scorer.calibrated,
+                              emit=pipe.sinks.emit))  # fmt: skip
     display.message(f"console: {url}")
     print(f"console: {url}", flush=True)
     if c.get("open_browser"):

@@ -95,9 +95,14 @@ def _scan(pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> in
             print(line)
         raise error
     try:
+        from detect.app.plot import velocity_of
         from detect.sinks.plot import plot_scan
 
-        plot_scan(out_dir / "scan.png", pipe.kept or [], pipe.result())
+        res = pipe.result()
+        v = velocity_of(path, res.get("source") or {})
+        plot_scan(
+            out_dir / "scan.png", pipe.kept or [], res, source=path, chains=pipe.chains, velocity=v
+        )
     except Exception as exc:  # the plot is a convenience; the alarms are written
         log.error("scan.png not written: %s", exc)
     for line in summary_lines(summary):

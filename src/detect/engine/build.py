@@ -99,7 +99,7 @@ def build_pipeline(
     pipe = Pipeline(
         scorer=scorer,
         aligner=aligner,
-        alarm_config=AlarmConfig.from_cfg(cfg.alarm),
+        alarm_config=AlarmConfig.from_cfg(cfg.alarm, bool(getattr(scorer, "calibrated", True))),
         sensors=sensors,
         needed=needed,
         chains=build_chains(cfg),

@@ -26,7 +26,7 @@ def status(pipe: Any) -> Status:
         sensors=list(pipe.health_snapshots.values())
         or [{"sensor": s, "state": "OK"} for s in pipe.sensors],
         alarms=pipe.alarms[-20:],
-        n_alarms=len(pipe.alarms),
+        n_alarms=sum(a.tier == "alarm" for a in pipe.alarms),
         distance_m=pipe.epochs.summary()["distance_m"],
         not_covered_m=pipe.epochs.summary()["not_covered_m"],
         not_covered=pipe.coverage.not_covered(),
@@ -47,7 +47,8 @@ def summary(pipe: Any) -> dict[str, Any]:
     return {
         "duration_s": pipe.clock() - pipe.t_start,
         "distance_m": cov["distance_m"],
-        "n_alarms": len(pipe.alarms),
+        "n_alarms": sum(a.tier == "alarm" for a in pipe.alarms),
+        "n_suspects": sum(a.tier == "suspect" for a in pipe.alarms),
         # a needed sensor that never delivered is a fault, counted once (its start-up
         # timeout may or may not have ended in a FAULT event before the run ended)
         "n_faults": pipe.n_faults

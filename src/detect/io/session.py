@@ -121,6 +121,23 @@ _ALARM = np.dtype(
         ("h_acc_m", "<f8"),
         ("scores_json", "S2048"),
         ("epoch", "<i4"),
+        ("tier", "S16"),
+    ]
+)
+#: an operator's outcome after checking an alarm (``/outcomes``; absent from older files)
+OUTCOME_DTYPE = np.dtype(
+    [
+        ("alarm_id", "S64"),
+        ("outcome", "S16"),
+        ("utc", "S32"),
+        ("position_m", "<f8"),
+        ("epoch", "<i4"),
+        ("lat_deg", "<f8"),
+        ("lon_deg", "<f8"),
+        ("alarm_class", "S32"),
+        ("confidence", "<f8"),
+        ("depth_m", "<f8"),
+        ("tier", "S16"),
     ]
 )
 _HEALTH = np.dtype(
@@ -277,6 +294,7 @@ class SessionWriter:
             ("health", _HEALTH, 64),
             ("coverage", _COVERAGE, 64),
             ("epochs", _EPOCH, 16),
+            ("outcomes", OUTCOME_DTYPE, 16),
         ):
             f.create_dataset(name, (0,), table, maxshape=(None,), chunks=(chunk,))
             self.rows[name] = 0
@@ -481,6 +499,33 @@ class SessionWriter:
         except (OSError, RuntimeError, ValueError) as exc:
             self._fail("truth", exc)
 
+    def write_outcome(self, rec: Mapping[str, Any]) -> None:
+        """An operator's outcome for an alarm (the console's record: ``id``, ``outcome``,
+        ``utc``, ``position_m``, ``epoch``, ``lat``, ``lon``, ``alarm_class``, ``confidence``,
+        ``depth_m``, ``tier``); a later row for the same alarm supersedes an earlier one."""
+        if self._closed:
+            if self.error is None:
+                raise RecordingError(f"session {self.path} is closed")
+            return
+        r = np.zeros(1, OUTCOME_DTYPE)
+        r["alarm_id"], r["outcome"] = _s(str(rec["id"]), 64), _s(str(rec["outcome"]), 16)
+        r["utc"], r["alarm_class"] = (
+            _s(str(rec.get("utc") or ""), 32),
+            _s(str(rec.get("alarm_class") or ""), 32),
+        )
+        r["tier"] = _s(str(rec.get("tier") or "alarm"), 16)
+        r["epoch"] = int(rec.get("epoch") or 0)
+        for col, key in (("position_m", "position_m"), ("lat_deg", "lat"), ("lon_deg", "lon"),
+                         ("confidence", "confidence"), ("depth_m", "depth_m")):  # fmt: skip
+            v = rec.get(key)
+            r[col] = _f(None if v is None else float(v))
+        self._ensure_headroom(4096, "outcome")
+        try:
+            self._write_row("outcomes", r)
+            self._flush()  # an operator's word is rare and precious: durable at once
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            self._fail("outcome", exc)
+
     def _gpr_header_row(self, h: GprHeader) -> int:
         idx = self._gpr_headers.get(h)
         if idx is None:
@@ -609,8 +654,9 @@ def _alarm_row(a: Alarm) -> np.ndarray:
     r["position_m"], r["confidence"], r["depth_m"] = a.position_m, a.confidence, _f(a.depth_m)
     r["host_time_s"], r["h_acc_m"] = a.host_time_s, _f(a.h_acc_m)
     r["lat_deg"], r["lon_deg"] = _f(a.lat_deg), _f(a.lon_deg)
-    r["epoch"] = a.epoch
-    text = _json({"sensor_scores": dict(a.sensor_scores), "class_probs": dict(a.class_probs)})
+    r["epoch"], r["tier"] = a.epoch, _s(a.tier, 16)
+    text = _json({"sensor_scores": dict(a.sensor_scores), "class_probs": dict(a.class_probs),
+                  "class_certain": a.class_certain})  # fmt: skip
     if len(text) > 2048:
         raise ValueError("alarm scores longer than 2048 bytes")
     r["scores_json"] = text.encode()
@@ -707,8 +753,8 @@ class SessionReader:
             obj.refresh()
 
     def _datasets(self) -> Iterator[h5py.Dataset]:
-        for name in ("gps", "alarms", "health", "coverage", "coverage_final", "truth"):
-            if name in self._f:  # coverage_final: absent from older files
+        for name in ("gps", "alarms", "health", "coverage", "coverage_final", "truth", "outcomes"):
+            if name in self._f:  # coverage_final, outcomes: absent from older files
                 yield self._f[name]
         for g in ("gpr", "emi"):
             for name in ("data", "seq", "host_time_s", "position_m", "header", "headers", "blocks"):
@@ -844,9 +890,33 @@ class SessionReader:
                     h_acc_m=_opt(r["h_acc_m"]),
                     class_probs=extra.get("class_probs", {}),
                     epoch=_epoch_of(r),
+                    # files written before the tiers: every row was an alarm
+                    tier=_u(r["tier"]) if "tier" in (r.dtype.names or ()) else "alarm",
+                    class_certain=bool(extra.get("class_certain", True)),
                 )
             )
         return out
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Operators' outcomes in the order recorded (none in files written before them)."""
+        if "outcomes" not in self._f:
+            return []
+        return [
+            {
+                "id": _u(r["alarm_id"]),
+                "outcome": _u(r["outcome"]),
+                "utc": _u(r["utc"]) or None,
+                "position_m": _opt(r["position_m"]),
+                "epoch": int(r["epoch"]),
+                "lat": _opt(r["lat_deg"]),
+                "lon": _opt(r["lon_deg"]),
+                "alarm_class": _u(r["alarm_class"]) or None,
+                "confidence": _opt(r["confidence"]),
+                "depth_m": _opt(r["depth_m"]),
+                "tier": _u(r["tier"]),
+            }
+            for r in self._f["outcomes"][()]
+        ]
 
     def epochs(self) -> list[tuple[PositionEpoch, int, int]]:
         """Position epochs begun during the session: (marker, GPR rows, EMI rows before it)."""

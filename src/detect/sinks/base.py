@@ -37,6 +37,9 @@ class Sink:
     def on_message(self, text: str, loud: bool = False) -> None:
         """A line for the operator."""
 
+    def on_outcome(self, outcome: dict[str, Any]) -> None:
+        """An operator's outcome for an alarm (the console's acknowledgement record)."""
+
     def on_truth(self, truth: list[dict[str, Any]]) -> None:
         """Ground truth of a simulated or labelled run, at its end."""
 

@@ -1,8 +1,11 @@
 """Operator display: a live rich view on a terminal, plain log lines elsewhere.
 
 Order of loudness, top to bottom: a sensor FAULT (red banner across the top, bell
-every time it starts), a stopped recording, then alarms (bell, if enabled), then
-the rest. Both displays take the same :class:`Status` snapshot so what the operator
+every time it starts), a stopped recording, then alarms (bell, if enabled, and a WARNING
+line), then suspects (below the operating point: a quiet row or INFO line, no bell), the
+early CUE from the raw signals (a line, never an alarm), then the rest. An alarm names its
+class only when that class's probability is meaningful (``class_certain``), else "class
+uncertain". Both displays take the same :class:`Status` snapshot so what the operator
 sees and what a log file holds are the same facts.
 """
 
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from detect.alarms import Cue, EarlyCue
 from detect.blocks import Alarm, HealthEvent, SensorState
 from detect.sinks.base import Sink
 
@@ -97,6 +101,17 @@ def _fmt_m(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{x:7.2f} m"
 
 
+def class_text(a: Alarm, uncalibrated: bool = False) -> str:
+    """The class as shown to the operator: only when its probability is meaningful."""
+    if uncalibrated:
+        return "no class"
+    return a.class_name if a.class_certain else "class uncertain"
+
+
+def _fmt_cue(c: Cue) -> str:
+    return f"CUE {c.sensor} at {c.position_m:.2f} m ({c.ratio:.0f}x background): check here"
+
+
 def _fmt_alarm(a: Alarm, uncalibrated: bool = False) -> str:
     where = (
         f"{a.lat_deg:.7f},{a.lon_deg:.7f}"
@@ -107,10 +122,11 @@ def _fmt_alarm(a: Alarm, uncalibrated: bool = False) -> str:
     what = (
         f"score {a.confidence:.2f} UNCALIBRATED, no class"
         if uncalibrated
-        else f"conf {a.confidence:.2f}  {a.class_name}"
+        else f"conf {a.confidence:.2f}  {class_text(a)}"
     )
     when = f"  UTC {a.utc}" if a.utc else ""
-    return f"ALARM {a.alarm_id} at {a.position_m:.2f} m  {what}  depth {depth}  ({where}){when}"
+    head = f"{a.tier.upper()} {a.alarm_id} at {a.position_m:.2f} m"
+    return f"{head}  {what}  depth {depth}  ({where}){when}"
 
 
 class PlainDisplay:
@@ -148,6 +164,9 @@ class PlainDisplay:
         )
 
     def alarm(self, alarm: Alarm) -> None:
+        if alarm.tier != "alarm":  # a suspect: one quiet line, no bell
+            self._out(_fmt_alarm(alarm, self.uncalibrated), logging.INFO)
+            return
         self._out(_fmt_alarm(alarm, self.uncalibrated), logging.WARNING)
         if self.bell:
             sys.stderr.write("\a")
@@ -173,6 +192,9 @@ class PlainDisplay:
     def message(self, text: str, loud: bool = False) -> None:
         self._out(text, logging.ERROR if loud else logging.INFO)
 
+    def cue(self, cue: Cue) -> None:
+        self._out(_fmt_cue(cue), logging.INFO)
+
     def close(self) -> None:
         pass
 
@@ -190,6 +212,7 @@ class RichDisplay:
         #: The interim detector runs (model.allow_interim): no confidence, no class.
         self.uncalibrated = False
         self._messages: list[tuple[str, bool]] = []
+        self._cue = ""
         self._status = Status()
         self._live = Live(
             self._render(), console=self.console, refresh_per_second=4, transient=False
@@ -205,7 +228,12 @@ class RichDisplay:
         self._live.update(self._render())
 
     def alarm(self, alarm: Alarm) -> None:
-        self._bell()
+        if alarm.tier == "alarm":
+            self._bell()
+
+    def cue(self, cue: Cue) -> None:
+        self._cue = _fmt_cue(cue)
+        self._live.update(self._render())
 
     def health(self, event: HealthEvent) -> None:
         loud = event.state == SensorState.FAULT
@@ -286,21 +314,24 @@ class RichDisplay:
                 style="bold red" if math.isfinite(p) and p >= 0.5 else "",
             )
         )
-        alarms = Table(title=f"alarms ({st.n_alarms})", expand=True)
-        for col in ("id", "position", "confidence", "class", "depth", "lat, lon", "UTC"):
+        if self._cue:
+            parts.append(Text(self._cue, style="bold black on cyan"))
+        alarms = Table(title=f"alarms ({st.n_alarms}; suspects quiet)", expand=True)
+        for col in ("id", "tier", "position", "confidence", "class", "depth", "lat, lon", "UTC"):
             alarms.add_column(
                 "score UNCALIBRATED" if self.uncalibrated and col == "confidence" else col
             )
         for a in list(st.alarms)[-self.max_alarms :][::-1]:
             alarms.add_row(
                 a.alarm_id.rsplit("-", 1)[-1],  # the running number; the full id is in the files
+                a.tier,
                 f"{a.position_m:.2f} m",
                 f"{a.confidence:.2f}",
-                "—" if self.uncalibrated else a.class_name,
+                "—" if self.uncalibrated else class_text(a),
                 "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm",
                 "no fix" if a.lat_deg is None else f"{a.lat_deg:.7f}, {a.lon_deg:.7f}",
                 (a.utc or "")[11:23],  # hh:mm:ss.mmm; the full date is in the files
-                style="bold magenta",
+                style="bold magenta" if a.tier == "alarm" else "dim",
             )
         parts.append(alarms)
         final_nc = st.not_covered_final_m
@@ -357,7 +388,9 @@ def summary_lines(summary: dict[str, Any]) -> Sequence[str]:
     lines = [
         f"duration {summary.get('duration_s', 0):.1f} s, "
         f"distance {summary.get('distance_m', 0):.2f} m",
-        f"alarms {summary.get('n_alarms', 0)}, sensor faults {summary.get('n_faults', 0)}, "
+        f"alarms {summary.get('n_alarms', 0)}"
+        + (f" (+{summary['n_suspects']} suspects)" if summary.get("n_suspects") else "")
+        + f", sensor faults {summary.get('n_faults', 0)}, "
         f"not covered {summary.get('not_covered_m', 0):.2f} m",
     ]
     lines.extend(str(w) for w in summary.get("model_warnings") or ())
@@ -397,6 +430,14 @@ class DisplaySink(Sink):
 
     def __init__(self, display: Display) -> None:
         self.display = display
+        self.early_cue = EarlyCue()
+
+    def on_processed(self, block: Any) -> None:
+        cue = getattr(self.display, "cue", None)
+        if cue is None:  # a display without cues (a test double)
+            return
+        for c in self.early_cue.feed(block):
+            cue(c)
 
     def on_alarm(self, alarm: Any) -> None:
         self.display.alarm(alarm)

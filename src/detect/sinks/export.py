@@ -7,6 +7,10 @@ digits, lat/lon to 1e-7 degree; each alarm's ``utc`` (ISO 8601) beside its monot
 ``time_s``. GeoJSON follows RFC 7946; an alarm that cannot be placed on the map keeps its
 along-track position and a null geometry with ``located`` saying why.
 
+Every alarm says its ``tier``: ``alarm`` (at the operating point) or ``suspect`` (below it,
+above ``alarm.suspect_floor``), and ``class_certain``: whether its class's probability
+reached ``alarm.class_min_prob`` (else a reader shows "class uncertain").
+
 Alarms of an uncalibrated detector (the interim stand-in, run only when asked for with
 ``model.allow_interim=true``) say ``"calibration": "UNCALIBRATED"`` in every file and carry
 no class: their confidence is an anomaly score, not a probability, and no class was guessed.
@@ -74,7 +78,8 @@ def alarm_record(alarm: Alarm, calibrated: bool = True) -> dict[str, Any]:
         utc=None,
     )
     if not calibrated:
-        d.update({"class": None, "class_probs": {}, "calibration": UNCALIBRATED})
+        d.update({"class": None, "class_probs": {}, "class_certain": False,
+                  "calibration": UNCALIBRATED})  # fmt: skip
     return d
 
 
@@ -118,11 +123,13 @@ def alarms_geojson(
 
 CSV_FIELDS = (
     "id",
+    "tier",
     "utc",
     "epoch",
     "position_m",
     "confidence",
     "class",
+    "class_certain",
     "depth_m",
     "lat",
     "lon",

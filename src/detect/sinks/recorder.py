@@ -65,6 +65,9 @@ class RecorderSink(Sink):
         missing = [] if opened is None else list(opened["missing"])
         mark(final.final_to_m, open_start_m, missing, host_time_s, **kw)
 
+    def on_outcome(self, outcome: dict[str, Any]) -> None:
+        self.writer.write_outcome(outcome)
+
     def on_truth(self, truth: list[dict[str, Any]]) -> None:
         self.writer.write_truth(truth)
 

@@ -6,7 +6,9 @@ pace. A client that falls behind by more than the ring holds skips ahead to a fr
 snapshot (frames dropped for the slow client, never for the others). Operator outcomes
 come back from the browser and are written here, in the server thread, durably: one JSON
 line per acknowledgement (``outcomes.jsonl``) and the checked objects as a truth CSV
-(:mod:`detect.io.truth` format) in the run's output directory.
+(:mod:`detect.io.truth` format) in the run's output directory. The session recording is
+written by the pipeline thread only: each outcome also waits in a queue that
+:class:`ConsoleSink` hands to the recorder (``/outcomes`` of session.h5) at its next flush.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Hub:
         self._alarms: dict[str, dict[str, Any]] = {}
         self._track: deque[tuple[float, float]] = deque(maxlen=4000)
         self.outcomes: dict[str, dict[str, Any]] = {}
+        #: outcomes not yet handed to the pipeline thread (for the session recording)
+        self._to_record: deque[dict[str, Any]] = deque()
         self.closed = False
 
     # -- pipeline side ---------------------------------------------------------------
@@ -79,6 +83,13 @@ class Hub:
                 self._alarms[str(msg["alarm"]["id"])] = dict(msg["alarm"])
             elif msg.get("type") == "track":
                 self._track.append((float(msg["x_m"]), float(msg["y_m"])))
+
+    def take_outcomes(self) -> list[dict[str, Any]]:
+        """Outcomes acknowledged since the last call (pipeline thread: to the recording)."""
+        with self._lock:
+            out = list(self._to_record)
+            self._to_record.clear()
+        return out
 
     # -- server side -----------------------------------------------------------------
     def snapshot(self) -> tuple[int, list[str]]:
@@ -123,11 +134,13 @@ class Hub:
             "alarm_class": alarm.get("class"),
             "confidence": alarm.get("confidence"),
             "depth_m": alarm.get("depth_m"),
+            "tier": alarm.get("tier", "alarm"),
         }
         if self.out_dir is not None:
             self._write(rec)
         with self._lock:
             self.outcomes[alarm_id] = rec
+            self._to_record.append(dict(rec))
         self.publish({"type": "outcome", **rec})
         return rec
 

@@ -1,15 +1,22 @@
 """The console as a pipeline :class:`Sink`: turns the pipeline's outputs into small
 messages for the browser (:class:`Hub`). Runs in the pipeline thread, so it only does
-cheap array work, and the radargram only while a browser is watching."""
+cheap array work, and the radargram only while a browser is watching.
+
+It also runs the early cue (:class:`detect.alarms.EarlyCue`) on the processed blocks ("CUE"
+on the console, never an alarm nor recorded), and hands the operator's outcomes to the
+session recording through the pipeline's sinks (``emit("on_outcome", ...)``) at each flush:
+the recording is only ever written from the pipeline thread."""
 
 from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from detect.alarms import EarlyCue
 from detect.blocks import Alarm, GprBlock, GpsFix, HealthEvent, MdBlock
 from detect.sinks.base import Sink
 from detect.sinks.console.hub import Hub
@@ -46,8 +53,12 @@ class ConsoleSink(Sink):
 
     name = "console"
 
-    def __init__(self, hub: Hub, server: Any = None, uncalibrated: bool = False) -> None:
+    def __init__(self, hub: Hub, server: Any = None, uncalibrated: bool = False,
+                 emit: Callable[..., None] | None = None) -> None:  # fmt: skip
         self.hub = hub
+        #: the pipeline's ``SinkSet.emit``: outcomes go to the recording through it
+        self.emit = emit
+        self.cue = EarlyCue()
         self.server = server
         self.uncalibrated = uncalibrated
         self._gpr_scale = _Scale()
@@ -69,6 +80,9 @@ class ConsoleSink(Sink):
             self.hub.publish({"type": "track", "x_m": x, "y_m": y})
 
     def on_processed(self, block: Any) -> None:
+        for c in self.cue.feed(block):
+            self.hub.publish({"type": "cue", "sensor": c.sensor, "position_m": c.position_m,
+                              "ratio": c.ratio, "time_s": c.host_time_s})  # fmt: skip
         if isinstance(block, GprBlock):
             self._gpr(block)
         elif isinstance(block, MdBlock):
@@ -107,7 +121,7 @@ class ConsoleSink(Sink):
     def on_alarm(self, alarm: Alarm) -> None:
         d = alarm.to_dict()
         if self.uncalibrated:
-            d.update({"class": None, "calibration": "UNCALIBRATED"})
+            d.update({"class": None, "class_certain": False, "calibration": "UNCALIBRATED"})
         self.hub.publish({"type": "alarm", "alarm": d})
 
     def on_health(self, event: HealthEvent) -> None:
@@ -149,7 +163,18 @@ class ConsoleSink(Sink):
     def on_message(self, text: str, loud: bool = False) -> None:
         self.hub.publish({"type": "message", "text": text, "loud": loud})
 
+    def flush(self) -> None:
+        self._record_outcomes()
+
+    def _record_outcomes(self) -> None:
+        """Outcomes acknowledged since the last flush -> the recording (``/outcomes``)."""
+        if self.emit is None:
+            return
+        for rec in self.hub.take_outcomes():
+            self.emit("on_outcome", rec)
+
     def close(self) -> None:
+        self._record_outcomes()  # before the recording closes (it is added after this sink)
         self.hub.publish({"type": "end"}, latest="end")
         self.hub.closed = True
 

@@ -41,6 +41,8 @@ function beeps(freqs, dur, type) {
   }
 }
 const alarmSound = () => beeps([1400, 1000, 1400, 1000, 1400], 0.12, "sawtooth");
+const suspectSound = () => beeps([660], 0.08, "sine");            // one soft blip: below the operating point
+const cueSound = () => beeps([880, 1320], 0.05, "triangle");       // quick rising chirp: look here
 const faultSound = () => beeps([300, 200, 300, 200, 300, 200], 0.25, "square");
 $("sound-btn").onclick = () => { soundOn(); if (A.ctx.state === "suspended") A.ctx.resume();
   $("sound-btn").classList.add("on"); $("sound-btn").textContent = "Sound is ON"; };
@@ -111,8 +113,8 @@ function drawPlan() {
   for (let m = Math.ceil(x0); m < x0 + span; m++) { ctx.fillRect(X(m), lane[1], 2, 8); ctx.fillText(m + "", X(m) + 3, lane[1] + 22); }
   for (const a of S.alarms.values()) {
     if (a.epoch !== S.epoch) continue;
-    ctx.fillStyle = a.outcome ? "#666" : "#b0006e";
-    ctx.beginPath(); ctx.arc(X(a.position_m), 85, 12, 0, 2 * Math.PI); ctx.fill();
+    ctx.fillStyle = a.outcome ? "#666" : (a.tier === "suspect" ? "#8a6d9e" : "#b0006e");
+    ctx.beginPath(); ctx.arc(X(a.position_m), 85, a.tier === "suspect" ? 7 : 12, 0, 2 * Math.PI); ctx.fill();
     ctx.fillStyle = "#000"; ctx.fillText(a.num, X(a.position_m) - 6, 50);
   }
   ctx.fillStyle = "#000"; ctx.beginPath();  // the head
@@ -147,18 +149,27 @@ function alarmRow(a) {
     $("alarms").prepend(li);
   }
   const p = a.class_probs || {}, cls = a["class"];
-  const clsTxt = !cls ? "no class (uncalibrated)" : ((p[cls] || 0) >= 0.5 ? cls.replace("_", " ") : "class uncertain");
-  li.querySelector(".where").textContent = "#" + a.num + "  " + where(a);
+  const certain = a.class_certain === undefined ? (p[cls] || 0) >= 0.5 : a.class_certain;
+  const clsTxt = !cls ? "no class (uncalibrated)" : (certain ? cls.replace("_", " ") : "class uncertain");
+  li.classList.toggle("suspect", a.tier === "suspect"); li.dataset.tier = a.tier || "alarm";
+  li.querySelector(".where").textContent = (a.tier === "suspect" ? "suspect " : "") + "#" + a.num + "  " + where(a);
   li.querySelector(".what").textContent = "conf " + fmt(a.confidence) + ", " + clsTxt + ", depth " +
     (a.depth_m === null ? "?" : Math.round(a.depth_m * 100) + " cm") + ", " + (a.utc ? a.utc.slice(11, 19) + " UTC" : "") +
     (a.outcome ? "  -> " + a.outcome.replace("_", " ").toUpperCase() : "");
   li.classList.toggle("done", !!a.outcome); if (a.outcome) li.classList.remove("new");
 }
 function addAlarm(a, quiet) {
-  a.num = a.id.split("-").pop(); a.epoch = a.epoch || 0;
+  a.num = a.id.split("-").pop(); a.epoch = a.epoch || 0; a.tier = a.tier || "alarm";
   S.alarms.set(a.id, a); alarmRow(a);
-  $("n-alarms").textContent = "(" + S.alarms.size + ")";
-  if (!quiet) alarmSound();
+  const n = [...S.alarms.values()].filter((x) => x.tier === "alarm").length;
+  $("n-alarms").textContent = "(" + n + (S.alarms.size > n ? ", suspects " + (S.alarms.size - n) : "") + ")";
+  if (!quiet) (a.tier === "suspect" ? suspectSound : alarmSound)();
+}
+function showCue(m) {  // a hint from the raw signals, before the alarm logic decides: never an alarm
+  const c = $("cue-line");
+  c.hidden = false; c.dataset.count = String(Number(c.dataset.count || 0) + 1);
+  c.textContent = "CUE: " + m.sensor.toUpperCase() + " signal at " + fmt(m.position_m) + " m (" + fmt(m.ratio, 0) + "x background) - check here";
+  cueSound(); clearTimeout(S.cueTimer); S.cueTimer = setTimeout(() => { c.hidden = true; }, 4000);
 }
 function ack(id, outcome) {
   if (S.ws && S.ws.readyState === 1) S.ws.send(JSON.stringify({ type: "ack", id, outcome }));
@@ -205,6 +216,7 @@ function handle(m) {
     case "gpr": S.lastGprAt = performance.now(); if (m.data) waterfall(m); toneFollow(A.radar, m.level, 110, 440, S.sensors.gpr !== "FAULT"); break;
     case "emi": S.gates = m.gates; drawGates(); toneFollow(A.metal, m.level, 300, 1500, S.sensors.emi !== "FAULT"); break;
     case "alarm": addAlarm(m.alarm, false); break;
+    case "cue": showCue(m); break;
     case "health":
       setTile(m.sensor, m.state, m.reason); S.sensors[m.sensor] = m.state;
       if (m.state === "FAULT" && S.needed.includes(m.sensor)) {  // at once, not at the next status
