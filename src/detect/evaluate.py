@@ -326,18 +326,19 @@ def scan_lane(cfg: Any, lane: LaneData, name: str, scorer: Any) -> ScanOutput:
         for item in stream_items(lane.blocks, lane.gps, sensors):
             pipe.handle([item])
         pipe.finish()
-        res = pipe.result()
+    # the pipeline's own numbers, not alarms.json's (rounded for people to read: 3-digit
+    # scores would tie windows and move AUC and calibration)
     not_cov = [
         (float(s["start_m"]), float(s["end_m"]))
-        for s in res.get("coverage", [])
+        for s in pipe.coverage_segments()
         if s.get("status") == "not_covered"
     ]
     return ScanOutput(
-        np.asarray(res["track"]["position_m"], dtype=np.float64),
-        np.asarray(res["track"]["p_mine"], dtype=np.float64),
-        [a for a in res["alarms"] if a.get("tier", "alarm") == "alarm"],
+        np.frombuffer(pipe.track_pos, dtype=np.float64).copy(),
+        np.frombuffer(pipe.track_p, dtype=np.float64).copy(),
+        [a.to_dict() for a in pipe.alarms if a.tier == "alarm"],
         not_cov,
-        dict(res.get("model", {})),
+        dict(pipe.scorer.info()),
     )
 
 
