@@ -152,3 +152,25 @@ def walk_until(pipe: Any, source: FakeHead, t_rel_s: float) -> None:
     while source.t_rel < t_rel_s - 1e-9:
         pipe.handle(source.read(source.step_s))
         pipe.poll([source])
+
+
+class FullDisk:
+    """A session writer whose disk fills up after ``ok_writes`` writes."""
+
+    def __init__(self, ok_writes: int) -> None:
+        self.n = ok_writes
+        self.closed = False
+
+    def write(self, item: Any) -> None:
+        if self.n <= 0:
+            raise OSError(28, "No space left on device")
+        self.n -= 1
+
+    def write_coverage(self, *args: Any) -> None:
+        self.write(args)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True

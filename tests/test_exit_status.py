@@ -30,7 +30,7 @@ from detect.io.segy import write_segy
 from detect.model.scorers import ClassifierScorer
 from detect.sinks.display import PlainDisplay
 from detect.sinks.recorder import RecorderSink
-from pipeline_fakes import FakeClock, FakeHead
+from pipeline_fakes import FakeClock, FakeHead, FullDisk
 
 QUIET = ("--fast", "run.display=false", "run.bell=false")
 INTERIM = ("model.name=__none__", "model.allow_interim=true", "alarm.threshold=0.5",
@@ -63,27 +63,6 @@ def test_a_sensor_fault_inside_the_lane_exits_4(tmp_path: Path) -> None:
     summary = run_fake(tmp_path, gpr_off_s=(4.0, 6.0))  # 1 m of GPR-less ground at 2-3 m
     assert summary["exit_status"] == EXIT_NOT_COVERED
     assert "gpr FAULT" in summary["exit_reason"] and "inside the lane" in summary["exit_reason"]
-
-
-class FullDisk:
-    """A session writer whose disk fills up after ``ok_writes`` writes."""
-
-    def __init__(self, ok_writes: int) -> None:
-        self.n = ok_writes
-
-    def write(self, item: Any) -> None:
-        if self.n <= 0:
-            raise OSError(28, "No space left on device")
-        self.n -= 1
-
-    def write_coverage(self, *args: Any) -> None:
-        self.write(args)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_recording_lost_to_a_full_disk_exits_5(tmp_path: Path) -> None:

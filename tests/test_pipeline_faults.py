@@ -17,7 +17,7 @@ from detect.engine.drive import close_out, drive
 from detect.engine.pipeline import Pipeline
 from detect.sinks.display import PlainDisplay
 from detect.sinks.recorder import RecorderSink
-from pipeline_fakes import LAT0, M_PER_DEG_LAT, FakeClock, FakeHead
+from pipeline_fakes import LAT0, M_PER_DEG_LAT, FakeClock, FakeHead, FullDisk
 
 #: the interim (uncalibrated) detector these fault tests run on; the default threshold is the
 #: trained model's calibrated operating point and does not apply to its scores
@@ -123,26 +123,6 @@ def test_gps_loss_keeps_along_track_positions_with_null_lat_lon(tmp_path: Path) 
     assert by_pos[3.0].lat_deg is None and by_pos[4.5].lon_deg is None
     gj = json.loads((tmp_path / "alarms.geojson").read_text())
     assert [f["geometry"] is None for f in gj["features"]] == [False, True, True]
-
-
-class FullDisk:
-    def __init__(self, ok_writes: int) -> None:
-        self.n = ok_writes
-        self.closed = False
-
-    def write(self, item: Any) -> None:
-        if self.n <= 0:
-            raise OSError(28, "No space left on device")
-        self.n -= 1
-
-    def write_coverage(self, *args: Any) -> None:
-        self.write(args)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def test_recording_write_error_stops_recording_loudly_and_alarming_goes_on(tmp_path: Path) -> None:

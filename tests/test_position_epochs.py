@@ -15,7 +15,7 @@ import pytest
 from detect.blocks import GprBlock, MdBlock, PositionEpoch
 from detect.config import compose
 from detect.engine.build import build_pipeline
-from detect.engine.drive import close_out
+from detect.engine.drive import close_out, drive
 from detect.engine.items import file_items
 from detect.engine.pipeline import Pipeline
 from detect.io.session import SessionReader
@@ -163,13 +163,7 @@ def _run(tmp: Path | None, **kw: Any) -> tuple[Pipeline, RestartingHead, dict]:
         clock=clock,
     )
     src.open()
-    while True:
-        try:
-            items = src.read(0.05)
-        except Exception:
-            break
-        pipe.handle(items)
-        pipe.poll([src])
+    drive(pipe, src, None)
     summary = close_out(pipe, tmp)
     return pipe, src, summary
 
@@ -250,12 +244,8 @@ def test_epochs_are_recorded_and_a_replay_gives_the_same_alarms(tmp_path: Path) 
         cfg, ("gpr", "emi"), PlainDisplay(stream=io.StringIO()), None, source_info={}
     )
     src.open()
-    while True:
-        try:
-            got = src.read(0.05)
-        except Exception:
-            break
-        pipe.handle(got)
+    for item in src.iter_items():
+        pipe.handle([item])
     close_out(pipe, None)
     want = [(a.epoch, round(a.position_m, 3)) for a in live.alarms]
     assert [(a.epoch, round(a.position_m, 3)) for a in pipe.alarms] == want
@@ -302,13 +292,7 @@ def test_ground_passed_on_a_degraded_link_is_not_covered_but_still_alarmed() -> 
         cfg, ("gpr", "emi"), PlainDisplay(stream=io.StringIO()), None, source_info={}, clock=clock
     )
     src.open()
-    while True:
-        try:
-            items = src.read(0.05)
-        except Exception:
-            break
-        pipe.handle(items)
-        pipe.poll([src])
+    drive(pipe, src, None)
     summary = close_out(pipe, None)
     assert any(e.state.name == "DEGRADED" for e in pipe.health_events)
     inner = [(a, b) for a, b in pipe.coverage.not_covered("gpr") if a > 1.0 and b < 5.5]

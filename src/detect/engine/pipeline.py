@@ -40,7 +40,7 @@ from detect.blocks import (
     utc_text,
 )
 from detect.coverage import CoverageTracker, coverage_states
-from detect.engine import report
+from detect.engine import report, watch
 from detect.engine.epochs import EpochCoverage
 from detect.engine.scheduler import WindowScheduler
 from detect.engine.sinks import SinkSet
@@ -48,10 +48,9 @@ from detect.errors import (
     SettingsError,
 )
 from detect.model.scorers import (
+    InputCheck,
     InterimScorer,
-    ModelInputMismatch,
     Scorer,
-    gpr_input_mismatch,
 )
 from detect.sinks.base import Sink
 from detect.sinks.display import Display, DisplaySink, PlainDisplay, Status
@@ -85,9 +84,7 @@ class Pipeline:
         self.spec = scorer.spec
         #: "refuse": a GPR stream unlike the model's training input is not scored (FAULT /
         #: scan error); "warn": scored anyway, with a loud warning in the display and outputs
-        self.input_check = input_check
-        self.model_warnings: list[str] = []
-        self._gpr_input_seen: tuple[float, int, float | None] | None = None
+        self.input_check = InputCheck(scorer, refuse=input_check == "refuse")
         self.aligner = aligner
         self.sensors = tuple(sensors)
         self.model_sensors = tuple(s for s in scorer.sensors if s in self.sensors)
@@ -124,7 +121,7 @@ class Pipeline:
         self.frame_latency_s: deque[float] = deque(maxlen=100_000)
         self._last_frame_s = math.nan
         self.n_items: dict[str, int] = {}
-        self._rate: dict[str, tuple[float, int, float]] = {}
+        self.rates: dict[str, tuple[float, int, float]] = {}  # watch.rate_hz
         self.t_start = clock()
         anchor = self.source_info.get("utc_anchor")
         if anchor is None and self.source_info.get("host_clock"):
@@ -198,7 +195,9 @@ class Pipeline:
         self.n_processing_errors += 1
         if first:
             log.exception("processing %s failed", sensor)
-            self._health(HealthEvent(self.clock(), sensor, SensorState.FAULT, f"processing: {why}"))
+            self.record_health(
+                HealthEvent(self.clock(), sensor, SensorState.FAULT, f"processing: {why}")
+            )
 
     def _passed_unprocessed(self, block: GprBlock | MdBlock) -> None:
         """The ground under a block that could not be processed was passed without its
@@ -226,7 +225,7 @@ class Pipeline:
         self.windows = WindowScheduler(self.spec, self.model_sensors, self.stride)
         for chain in self.chains.values():
             chain.reset()
-        self._gpr_input_seen = None
+        self.input_check.seen = None
         self.last_p = self.last_p_pos = math.nan
         self.alarm_logic.start_epoch(self.epoch, self.aligner.locate)
         self._last_coverage_record_s = -math.inf
@@ -243,28 +242,13 @@ class Pipeline:
         """The current position epoch's coverage."""
         return self.epochs.current
 
-    def _check_gpr_input(self, block: GprBlock) -> None:
-        """A radar unlike the model's training input: refused, or (``input_check=warn``)
-        scored with a loud warning (:func:`detect.model.scorers.gpr_input_mismatch`)."""
-        hdr = block.header
-        key = (hdr.dt_ns, block.n_samples, hdr.antenna_hz)
-        if key == self._gpr_input_seen:
-            return
-        msg = gpr_input_mismatch(self.scorer, hdr.dt_ns, block.n_samples, hdr.antenna_hz)
-        if msg is not None:
-            if self.input_check == "refuse":
-                raise ModelInputMismatch(f"{msg} (model.input_check=warn scores it anyway)")
-            if msg not in self.model_warnings:
-                self.model_warnings.append(msg)
-                log.warning("%s", msg)
-                self.sinks.emit("on_message", msg, True)
-        self._gpr_input_seen = key
-
     def _block(self, block: GprBlock | MdBlock, t_arrival: float) -> list[Alarm]:
         sensor = block.header.sensor
         self.n_items[sensor] = self.n_items.get(sensor, 0) + block.n
         if isinstance(block, GprBlock):
-            self._check_gpr_input(block)
+            warning = self.input_check.check(block)
+            if warning is not None:
+                self.sinks.emit("on_message", warning, True)
             self.dt_ns = block.header.dt_ns
             if isinstance(self.scorer, InterimScorer):
                 self.scorer.dt_ns = block.header.dt_ns * block.n_samples / self.spec.gpr_samples
@@ -360,28 +344,9 @@ class Pipeline:
     def poll(self, sources: Sequence[Any], force_display: bool = False) -> None:
         """Health, coverage and display; call it every loop turn."""
         now = self.clock()
-        lossy: set[str] = set()
-        for src in sources:
-            for ev in src.poll_health():
-                self._health(ev)
-            for name, h in src.health.items():
-                if getattr(h, "lossy", False):
-                    lossy.add(name)
-                self.states[name] = SensorState.FAULT if name in self.processing_errors else h.state
-                snap = h.snapshot()
-                snap["rate_hz"] = self._rate_of(name, now)
-                if name in self.processing_errors:
-                    snap["state"] = SensorState.FAULT.name
-                    snap["reason"] = f"processing: {self.processing_errors[name]}"
-                self.health_snapshots[name] = snap
-        a = self.aligner
-        head = a.head_position_m
+        lossy = watch.poll_sources(self, sources, now)
         faulted = any(self.states.get(s) == SensorState.FAULT for s in self.needed)
-        lag = now - a.head_time_s
-        if faulted and math.isfinite(a.speed.speed_m_s) and 0.0 < lag < 2.0:
-            # Every position stream stalled with a sensor down: dead-reckon the head for up
-            # to 2 s (host times on our clock only) so faulted ground is not lost.
-            head = head + a.speed.speed_m_s * lag
+        head = watch.head_for_coverage(self.aligner, faulted, now)
         unplaced_before = self.coverage.unplaced_s
         self.coverage.update(head, coverage_states(self.states, lossy), now)
         if self.coverage.unplaced_s > unplaced_before and now - self._last_unplaced_warn_s >= 10.0:
@@ -416,17 +381,7 @@ class Pipeline:
         if self.sinks.active(RecorderSink.name):
             self.sinks.emit("on_coverage", self.coverage.take_rest(), self.clock(), self.epoch)
 
-    def _rate_of(self, sensor: str, now: float) -> float:
-        n = self.n_items.get(sensor, 0)
-        t0, n0, rate = self._rate.get(sensor, (now, n, 0.0))
-        if now - t0 >= 1.0:
-            rate = (n - n0) / (now - t0)
-            self._rate[sensor] = (now, n, rate)
-        elif sensor not in self._rate:
-            self._rate[sensor] = (now, n, 0.0)
-        return rate
-
-    def _health(self, ev: HealthEvent) -> None:
+    def record_health(self, ev: HealthEvent) -> None:
         if not math.isfinite(ev.position_m) and math.isfinite(self.aligner.head_position_m):
             ev = replace(
                 ev, position_m=self.aligner.head_position_m + self.aligner.offset_m(ev.sensor)

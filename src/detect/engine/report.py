@@ -61,7 +61,7 @@ def summary(pipe: Any) -> dict[str, Any]:
         "blind_s": cov["blind_s"],
         "unplaced_s": cov["unplaced_s"],
         "position_epochs": cov["epochs"],
-        "model_warnings": list(pipe.model_warnings),
+        "model_warnings": list(pipe.input_check.warnings),
         "items": dict(pipe.n_items),
         "suppressed_by_nms": pipe.alarm_logic.n_suppressed,
         "processing_errors": pipe.n_processing_errors,

@@ -240,3 +240,31 @@ def gpr_input_mismatch(
         f"MODEL INPUT MISMATCH: the GPR gives {', '.join(problems)}; the model's GPR "
         "scores are not valid for this instrument"
     )
+
+
+class InputCheck:
+    """Each new GPR input (sample interval, samples, antenna) checked once against the
+    model's training input (:func:`gpr_input_mismatch`): refused (``refuse``), or scored
+    with a warning kept in :attr:`warnings` (returned once, for the operator)."""
+
+    def __init__(self, scorer: Scorer, refuse: bool = True) -> None:
+        self.scorer = scorer
+        self.refuse = refuse
+        self.warnings: list[str] = []
+        self.seen: tuple[float, int, float | None] | None = None
+
+    def check(self, block: Any) -> str | None:
+        """None, or a new warning line; raises :class:`ModelInputMismatch` when refusing."""
+        hdr = block.header
+        key = (hdr.dt_ns, block.n_samples, hdr.antenna_hz)
+        if key == self.seen:
+            return None
+        msg = gpr_input_mismatch(self.scorer, hdr.dt_ns, block.n_samples, hdr.antenna_hz)
+        if msg is not None and self.refuse:
+            raise ModelInputMismatch(f"{msg} (model.input_check=warn scores it anyway)")
+        self.seen = key
+        if msg is None or msg in self.warnings:
+            return None
+        self.warnings.append(msg)
+        log.warning("%s", msg)
+        return msg

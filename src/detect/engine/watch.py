@@ -1,0 +1,55 @@
+"""The pipeline's view of its sensors, once per loop turn: the sources' health events and
+states (a sensor whose blocks cannot be processed counts as FAULT), the snapshots the
+display shows, the sensors losing frames, and where the head is for coverage."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from detect.blocks import SensorState
+
+
+def poll_sources(pipe: Any, sources: Any, now: float) -> set[str]:
+    """Take the sources' health events and states into ``pipe``; return the sensors losing
+    more of their frames than their health's ``lossy_rate`` (their ground is not covered)."""
+    lossy: set[str] = set()
+    for src in sources:
+        for ev in src.poll_health():
+            pipe.record_health(ev)
+        for name, h in src.health.items():
+            if getattr(h, "lossy", False):
+                lossy.add(name)
+            failing = pipe.processing_errors.get(name)
+            pipe.states[name] = SensorState.FAULT if failing is not None else h.state
+            snap = h.snapshot()
+            snap["rate_hz"] = rate_hz(pipe, name, now)
+            if failing is not None:
+                snap["state"] = SensorState.FAULT.name
+                snap["reason"] = f"processing: {failing}"
+            pipe.health_snapshots[name] = snap
+    return lossy
+
+
+def rate_hz(pipe: Any, sensor: str, now: float) -> float:
+    """Items per second a sensor delivered, over about the last second."""
+    n = pipe.n_items.get(sensor, 0)
+    t0, n0, rate = pipe.rates.get(sensor, (now, n, 0.0))
+    if now - t0 >= 1.0:
+        rate = (n - n0) / (now - t0)
+        pipe.rates[sensor] = (now, n, rate)
+    elif sensor not in pipe.rates:
+        pipe.rates[sensor] = (now, n, 0.0)
+    return rate
+
+
+def head_for_coverage(aligner: Any, faulted: bool, now: float) -> float:
+    """The head position coverage is updated to. With a needed sensor down and every
+    position stream stalled, the head is dead-reckoned for up to 2 s (host times on our
+    clock only) so the ground passed meanwhile is not lost."""
+    head = float(aligner.head_position_m)
+    lag = now - aligner.head_time_s
+    speed = aligner.speed.speed_m_s
+    if faulted and math.isfinite(speed) and 0.0 < lag < 2.0:
+        head += speed * lag
+    return head
