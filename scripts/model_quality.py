@@ -76,6 +76,8 @@ def main() -> int:
                 f"{'edge (halo + size/2)' if rule.from_edge else 'centre'}, as for alarms",
                 "soils": sorted(set(clean.soil)),
                 "seeds": "900000 (all training soils) and 900001 (moist_sand, never trained on)",
+                "radars": f"{float(cfg.train.get('radar_jitter', 0.0)):.0%} of the lanes with a "
+                "random radar inside the envelope, the rest the nominal 1.5 GHz radar",
                 "script": "scripts/model_quality.py --write-cards",
             }
             card["test_set"] |= {f"metric {k}": v for k, v in METRIC_NOTES.items()}

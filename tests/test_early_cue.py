@@ -121,3 +121,85 @@ def test_the_terminal_shows_the_cue_as_a_cue_not_an_alarm() -> None:
     edge_m = 0.5 * (3.0 - 0.1 * math.sqrt(2 * math.log(0.05 / (4 * 0.002))))
     assert re.fullmatch(r"CUE emi at (\S+) m \(\d+x background\): check here\n", text), text
     assert float(text.split()[3]) == pytest.approx(edge_m, abs=0.02)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _bump_blocks() -> list[MdBlock]:
+    """A bump 25x over a flat background (the level a factor is compared with)."""
+    t = np.arange(0.0, 6.0, 1e-3)
+    level = 0.002 + 0.05 * np.exp(-0.5 * ((t - 4.0) / 0.1) ** 2)
+    return [_emi_block(t[i], level[i : i + 100]) for i in range(0, t.size, 100)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "n_cues"),
+    [([], 1), (["alarm.cue.emi_factor=12"], 1), (["alarm.cue.emi_factor=30"], 0),
+     (["alarm.cue.emi_factor=null"], 0), (["alarm.cue.warmup_s=10"], 0)],
+)  # fmt: skip
+def test_the_cue_settings_are_the_configs(overrides: list[str], n_cues: int) -> None:
+    """``alarm.cue.*`` reach the cue: a bump 25x over the background (its flank lifts the
+    background a little) cues at factor 12, not at 30 nor without a factor, nor before the
+    warm-up ends (6 s of data, 10 s warm-up)."""
+    from detect.alarms import AlarmConfig
+
+    config = AlarmConfig.from_cfg(detect.compose(overrides).alarm).cue
+    cue = EarlyCue.from_config(config)
+    assert len([c for b in _bump_blocks() for c in cue.feed(b)]) == n_cues
+
+
+@pytest.mark.parametrize("override", ["alarm.cue.emi_factor=1", "alarm.cue.gpr_factor=0.5",
+                                      "alarm.cue.rearm=1", "alarm.cue.smooth_s=0",
+                                      "alarm.cue.spacing_m=-0.1"])  # fmt: skip
+def test_a_cue_setting_out_of_range_is_one_line_and_exit_2(
+    override: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detect.cli import main
+    from detect.conf_schema import describe
+
+    key = override.split("=")[0]
+    allowed = describe(key)  # e.g. "float in (1, 1000] or null": a range, not an unknown key
+    assert allowed is not None and " in " in allowed
+    assert main(["run", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert key in err and allowed in err and "\n" not in err, err
+
+
+def test_the_library_cue_config_refuses_what_the_config_refuses() -> None:
+    from detect.alarms import CueConfig
+
+    with pytest.raises(ValueError, match=r"alarm\.cue\.emi_factor.*\(1"):
+        CueConfig(emi_factor=0.9)
+
+
+def test_a_run_cues_with_its_settings(caplog: pytest.LogCaptureFixture, tmp_path: Any) -> None:
+    """``detect run`` (simulated lane, the interim detector: the cue does not use the model)
+    with the metal detector's cue off and the radar's at 2x: every CUE line is the radar's
+    (the built-in factors cue on the metal detector first)."""
+    import logging
+
+    from detect.app.live import run_task
+
+    cfg = detect.compose(["run.display=false", "run.bell=false", "run.record=false",
+                          f"run.out_dir={tmp_path}", "source.realtime=false", "source.n_lanes=1",
+                          "console.enabled=false", "model.allow_interim=true",
+                          "alarm.cue.emi_factor=null", "alarm.cue.gpr_factor=2"])  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        run_task(cfg)
+    cues = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CUE ")]
+    assert cues and all(c.startswith("CUE gpr ") for c in cues), cues
+
+
+def test_the_console_cues_with_the_settings_it_is_given() -> None:
+    from detect.alarms import CueConfig
+    from detect.sinks.console import ConsoleSink, Hub
+
+    seen = []
+    for config in (CueConfig(), CueConfig(emi_factor=None)):
+        hub = Hub(None)
+        sink = ConsoleSink(hub, cue=EarlyCue.from_config(config))
+        for b in _bump_blocks():
+            sink.on_processed(b)
+        seen.append(sum('"type":"cue"' in text.replace(" ", "") for _, text in hub._ring))
+    assert seen == [1, 0]

@@ -24,6 +24,7 @@ from detect.evaluate import (
 )
 from detect.io.truth import read_truth_csv
 from detect.model.card import read_card
+from detect.windows import EDGE_CELLS
 
 RULE = M.HaloRule(0.10, from_edge=False)
 
@@ -259,8 +260,9 @@ def test_real_gpr_file_with_truth_csv(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     r = doc["detectors"]["gpr_energy_cfar"]
     n_traces = read_gpr(src, None, 0.01).block.n
-    # the scored length: the file's length less half a window at each end (never a centre)
-    scored_m = (n_traces - 1) * 0.01 - cfg.window.length_m + cfg.window.grid_m
+    # the scored length: the file's length less EDGE_CELLS cells at each end (the scan's ends
+    # are scored with the validity mask up to there)
+    scored_m = (n_traces - 1) * 0.01 - 2 * EDGE_CELLS * cfg.window.grid_m + cfg.window.grid_m
     assert r["at_alarm_threshold"]["length_m"] == pytest.approx(scored_m, rel=0.02)
     at = r["at_alarm_threshold"]
     assert at["pd"]["n"] == 0

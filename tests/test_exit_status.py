@@ -23,7 +23,6 @@ from detect.errors import (
     EXIT_OK,
     EXIT_PROCESSING_FAILED,
     EXIT_RECORDING_LOST,
-    EXIT_USAGE,
     TaskError,
 )
 from detect.io.segy import write_segy
@@ -77,12 +76,16 @@ def test_a_recording_lost_to_a_full_disk_exits_5(tmp_path: Path) -> None:
 
 @pytest.fixture
 def segy(tmp_path: Path) -> Path:
-    """3 m of radar like the shipped model's (20 ns window, 1.5 GHz) in a SEG-Y file."""
-    rng = np.random.default_rng(1)
-    data = rng.normal(size=(300, 512)).astype(np.float32)
-    hdr = GprHeader(dt_ns=0.0390625, time_zero_ns=0.0, antenna_hz=1.5e9)
+    """3 m of a simulated radar inside the shipped model's envelope (20 ns window, 1.5 GHz),
+    one trace a centimetre, in a SEG-Y file."""
+    from detect.sim.lane import simulate_lane
+
+    lane = simulate_lane(1, {"lane_length_m": 3.0, "n_targets_min": 1, "n_targets_max": 1,
+                             "odometer": {"enabled": False}})  # fmt: skip
+    data = lane.gpr.data[::2][:300]
+    hdr = GprHeader(dt_ns=lane.gpr.header.dt_ns, time_zero_ns=0.0, antenna_hz=1.5e9)
     p = tmp_path / "line.sgy"
-    write_segy(p, GprBlock.build(data, hdr, position_m=0.01 * np.arange(300)))
+    write_segy(p, GprBlock.build(data, hdr, position_m=0.01 * np.arange(data.shape[0])))
     return p
 
 
@@ -149,12 +152,13 @@ def test_a_replay_whose_source_fails_midway_is_a_failure(
     assert rc == EXIT_PROCESSING_FAILED and "reader ran out of memory" in err
 
 
-def test_a_replay_of_a_radar_unlike_the_training_data_is_refused(
+def test_a_replay_of_a_radar_outside_the_envelope_is_fault_and_not_covered(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    f = real_file("dt1/rgpr_frenke/LINE00.DT1")  # 100 MHz, 400 ns: not the model's radar
+    f = real_file("dt1/rgpr_frenke/LINE00.DT1")  # 100 MHz, 400 ns: no mine model for it
     rc = main(["replay", str(f), *QUIET, f"run.out_dir={tmp_path}"])
     cap = capsys.readouterr()
-    err = _error_line(cap.err)
-    assert rc == EXIT_USAGE and "MODEL INPUT MISMATCH" in err
+    assert rc == EXIT_NOT_COVERED and "NO MINE MODEL FOR THIS RADAR" in cap.err + cap.out
     assert "complete" not in cap.out
+    doc = json.loads((tmp_path / "alarms.json").read_text())
+    assert doc["model"]["applied"] is False and not doc["alarms"]

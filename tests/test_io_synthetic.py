@@ -36,7 +36,7 @@ def test_dzt_bit_depths_remove_zero_level(tmp_path, bits: int) -> None:
 def test_dzt_multichannel_deinterleaves(tmp_path) -> None:
     raw = _raw(15, 3, 32, 16)
     p = tmp_path / "m.dzt"
-    write_dzt(p, raw, range_ns=16.0, bits=16, antenna="1.5/1.6GHz")
+    write_dzt(p, raw, range_ns=8.0, bits=16, antenna="1.5/1.6GHz")  # Nyquist 2 GHz
     g = read_gpr(p)
     assert g.n_channels == 3 and g.n_traces == 15
     for ch in range(3):
@@ -153,14 +153,14 @@ def test_rd7_int32_and_cor_trace_numbers(tmp_path) -> None:
     data = (np.arange(6 * 20, dtype=np.int64).reshape(6, 20) * 100_000).astype("<i4")
     data.tofile(tmp_path / "p.rd7")
     (tmp_path / "p.rad").write_bytes(
-        b"SAMPLES:20\r\nFREQUENCY:1000\r\nANTENNAS:1.2GHz\r\nDISTANCE INTERVAL: 0.05\r\n"
+        b"SAMPLES:20\r\nFREQUENCY:5000\r\nANTENNAS:1.2GHz\r\nDISTANCE INTERVAL: 0.05\r\n"
     )
     (tmp_path / "p.cor").write_bytes(
         b"3\t2024-01-01\t10:00:00\t45.5\tS\t7.25\tE\t100.0\tM\t0.5\r\n"
     )
     g = read_gpr(tmp_path / "p.rd7")
     np.testing.assert_array_equal(g.block.data, data.astype(np.float32))
-    assert g.dt_ns == 1.0 and g.antenna_mhz == 1200.0 and g.trace_spacing_m == 0.05
+    assert g.dt_ns == 0.2 and g.antenna_mhz == 1200.0 and g.trace_spacing_m == 0.05
     fix = g.gps[0]
     assert (fix.lat_deg, fix.lon_deg, fix.alt_m, fix.utc_s) == (-45.5, 7.25, 100.0, 36000.0)
     assert g.gps_trace.tolist() == [2.0]  # .cor trace numbers start at 1

@@ -9,7 +9,7 @@ from detect.config import compose, models_dir
 from detect.model.calibration import roc_auc
 from detect.model.card import read_card
 from detect.model.classifier import Classifier
-from detect.model.dataset import build_windows, recipes
+from detect.model.dataset import build_windows, full_windows, recipes
 from detect.model.workflow import base_recipe
 
 SHIPPED = ("fused", "gpr_only", "emi_only")
@@ -28,20 +28,21 @@ def test_shipped_model_matches_the_default_preprocessing(name: str) -> None:
 def test_shipped_fused_model_finds_mines_on_unseen_lanes() -> None:
     cfg = compose([])
     base = base_recipe(cfg)
-    lanes = recipes(base, [4242] * 3, bg_keep=1.0, wavelet_jitter=0.0, stretch_jitter=0.0)
+    lanes = recipes(base, [4242] * 6, bg_keep=1.0, wavelet_jitter=0.0, stretch_jitter=0.0)
     test = build_windows(lanes)
+    test = test.subset(np.flatnonzero(full_windows(test)))  # as the card's test set: no lane ends
     assert test.is_mine.sum() > 0
     fused = Classifier.load("fused", cfg)
     pred = fused.predict(test.gpr.astype(np.float32), test.emi)
-    # as good as its card says: the card's held-out AUC (24 lanes) has a lane-bootstrap 95 %
-    # interval; 3 other lanes scatter more, so allow 0.02 below its lower bound. Measured
-    # here: 0.993 (card 0.994 [0.990, 0.998]); the EMI-only model (0.934) or the fused model
-    # with either sensor dropped (0.94 / 0.74) would fail.
+    # as good as its card says: the card's held-out AUC (24 lanes, 60 % with random radars)
+    # has a lane-bootstrap 95 % interval; 6 other lanes scatter more, so allow 0.02 below its
+    # lower bound. Measured here: 0.949 (card 0.963 [0.938, 0.986]); 3 lanes gave 0.896, which
+    # is why there are 6
     _, card_lo, _ = read_card(models_dir() / "fused")["metrics"]["fused"]["auc"]
     assert roc_auc(pred.p_mine, test.is_mine) > card_lo - 0.02
     # a sensor in FAULT degrades, never blinds: GPR alone still ranks mines well above chance
     gpr_alone = fused.predict(test.gpr.astype(np.float32), None)
-    assert roc_auc(gpr_alone.p_mine, test.is_mine) > 0.7  # 3 lanes: a noisy estimate
+    assert roc_auc(gpr_alone.p_mine, test.is_mine) > 0.7  # 6 lanes: a noisy estimate
     assert np.isnan(gpr_alone.branch_scores["emi"]).all()
     # class probabilities are a distribution; depth is positive and in metres
     np.testing.assert_allclose(pred.class_probs.sum(1), 1.0, atol=1e-5)

@@ -17,22 +17,26 @@ from detect.engine.drive import close_out, drive
 from detect.engine.pipeline import Pipeline
 from detect.sinks.display import PlainDisplay
 from detect.sinks.recorder import RecorderSink
+from detect.windows import EDGE_CELLS
 from pipeline_fakes import LAT0, M_PER_DEG_LAT, FakeClock, FakeHead, FullDisk
 
 #: the interim (uncalibrated) detector these fault tests run on; the default threshold is the
 #: trained model's calibrated operating point and does not apply to its scores
 INTERIM_ALARM = ("alarm.threshold=0.5", "alarm.hysteresis=0.1")
 TARGETS = (1.5, 3.0, 4.5)
-#: ground is covered where a window was scored with the sensor's data: half a window (0.32 m)
-#: at each lane end (plus the EMI coil's 0.3 m lead) is never a window centre
+#: ground is covered where a window was scored with the sensor's data. At the start the EMI
+#: (no validity mask) needs its whole window: half a window (0.32 m) after its first reading,
+#: 0.3 m ahead of the GPR; at the end the GPR's last EDGE_CELLS cells (its mask lets the
+#: windows run to there) are never a centre, and the EMI reads 0.3 m further
 HALF_M = 0.32
+EDGE_M = EDGE_CELLS * 0.02
 LANE_M = (0.0, 6.0)
 
 
 def lane_ends_ok(nc: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Check the not-covered lane ends; return the interior not-covered intervals."""
     assert nc[0][0] <= LANE_M[0] + 1e-6 and nc[0][1] == pytest.approx(HALF_M + 0.3, abs=0.02)
-    assert nc[-1][1] >= LANE_M[1] and nc[-1][0] == pytest.approx(LANE_M[1] - HALF_M, abs=0.02)
+    assert nc[-1][1] >= LANE_M[1] and nc[-1][0] == pytest.approx(LANE_M[1] - EDGE_M, abs=0.02)
     return nc[1:-1]
 
 
@@ -101,11 +105,13 @@ def test_gpr_unplugged_mid_run_fault_not_covered_and_recovery(tmp_path: Path) ->
     ]
     assert recovered and recovered[0].host_time_s - (1000.0 + off[1]) <= 0.1 + 1e-9
     (nc,) = lane_ends_ok(pipe.coverage.not_covered())
-    # every window that reaches into the GPR gap was scored without GPR: the ground from half
-    # a window before the last trace ahead of the gap to half a window after the first behind it
+    # the windows ahead of the gap that reached into it were ready while the GPR was FAULT:
+    # scored without it, from half a window before the last trace ahead of the gap; behind it
+    # the GPR's data is back and its validity mask lets windows score from EDGE_CELLS cells
+    # after its first trace
     pos = np.array(src.gpr_positions)
     k = int(np.argmax(np.diff(pos)))
-    assert nc == pytest.approx((pos[k] - HALF_M, pos[k + 1] + HALF_M), abs=0.03)
+    assert nc == pytest.approx((pos[k] - HALF_M, pos[k + 1] + EDGE_M), abs=0.03)
     assert 2.45 < pos[k] < 2.55 and 3.45 < pos[k + 1] < 3.55
     doc = json.loads((tmp_path / "alarms.json").read_text())
     inner = [c for c in doc["coverage"] if c["start_m"] > 0.7 and c["end_m"] < 5.6]
@@ -190,7 +196,8 @@ def test_a_processing_error_is_a_loud_fault_with_ground_not_covered_not_a_crash(
     assert "SENSOR gpr FAULT: processing: ValueError: bad block" in out.getvalue()
     assert "gpr processing recovered" in out.getvalue()
     (nc,) = lane_ends_ok(pipe.coverage.not_covered())
-    # the blocks that failed, widened by the half windows that reached into them
+    # the blocks that failed, widened by the half windows that reached into them ahead, and
+    # by EDGE_CELLS behind (the GPR's validity mask: see the unplug test)
     assert nc[0] == pytest.approx(2.0 - HALF_M, abs=0.06)
-    assert nc[1] == pytest.approx(2.6 + HALF_M, abs=0.06)
+    assert nc[1] == pytest.approx(2.6 + EDGE_M, abs=0.06)
     assert sorted(round(a.position_m, 1) for a in pipe.alarms) == [1.5, 3.0, 4.5]

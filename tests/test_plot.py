@@ -50,12 +50,14 @@ def test_plot_command_writes_a_dzt_radargram(tmp_path: Path) -> None:
     assert main(["plot", str(src), "--out", str(out)]) == 0
     assert out.stat().st_size > 30_000
     rg = radargram_for(_cfg(src), src)
-    # 300 scans at 50 per m: 6 m, one panel; 400 MHz is outside the default 0.5-3 GHz
-    # band-pass, so the plain chain is used and the title says so
+    # 300 scans at 50 per m: 6 m, one panel; the default chain sets its band-pass and dewow
+    # from the antenna's 400 MHz, so it fits: no plain fallback, and the whole record is drawn
+    # (the model's time_axis crop left out)
     (fig,) = radargram_figures(rg)
     title = fig._suptitle.get_text()
-    assert "p.DZT" in title and "400 MHz" in title and "dewow, gain" in title
-    assert "plain dewow + gain" in title
+    assert "p.DZT" in title and "400 MHz" in title and "dewow, bandpass, gain" in title
+    assert "plain dewow + gain" not in title and "time_axis" not in title
+    assert rg.gpr is not None and rg.gpr.n_samples == 256
     (ax,) = _gpr_axes(fig)
     assert ax.images and ax.get_xlabel() == "along-track position (m)"
     depth = [c for c in ax.child_axes if "depth (m)" in c.get_ylabel()]
@@ -66,14 +68,15 @@ def test_plot_command_writes_a_dzt_radargram(tmp_path: Path) -> None:
     assert fwd(20.0) == pytest.approx(0.299792458 / np.sqrt(6.0) * 10.0)
 
 
-def test_plot_without_positions_uses_trace_numbers(tmp_path: Path) -> None:
+def test_plot_without_positions_assumes_the_walking_speed(tmp_path: Path) -> None:
     from detect.app.plot import radargram_for
 
-    src = _dzt(tmp_path, spm=0.0)
-    rg = radargram_for(_cfg(src), src)
+    src = _dzt(tmp_path, spm=0.0)  # time-triggered, 50 scans/s: 0.5 m/s gives 1 cm a trace
+    rg = radargram_for(_cfg(src, "input.walking_speed_m_s=0.5"), src)
+    assert rg.gpr is not None
+    np.testing.assert_allclose(np.diff(rg.gpr.position_m), 0.01)
     (fig,) = radargram_figures(rg)
-    assert fig.axes[0].get_xlabel().startswith("trace number")
-    assert "no trace positions" in fig._suptitle.get_text()
+    assert fig.axes[0].get_xlabel() == "along-track position (m)"
 
 
 @pytest.fixture(scope="module")

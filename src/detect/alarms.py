@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from detect.blocks import CLASSES, Alarm
-from detect.conf_schema import AlarmSettings, section_problems
+from detect.conf_schema import AlarmSettings, CueSettings, section_problems
 
 #: Looks up (lat_deg, lon_deg, h_acc_m) of the ground under a sensor (None: the head
 #: reference point) at a host time of that sensor's trace, or None without a fix.
@@ -75,6 +75,43 @@ class ScorePoint:
 
 
 _DEFAULT = AlarmSettings()
+_CUE = CueSettings()
+
+
+@dataclass(frozen=True)
+class CueConfig:
+    """Early-cue settings (:class:`EarlyCue`); defaults and allowed values are the config
+    schema's ``alarm.cue`` (:class:`detect.conf_schema.CueSettings`)."""
+
+    #: level over background at which a sensor cues (None: that sensor never cues)
+    emi_factor: float | None = _CUE.emi_factor
+    gpr_factor: float | None = _CUE.gpr_factor
+    smooth_s: float = _CUE.smooth_s
+    background_s: float = _CUE.background_s
+    warmup_s: float = _CUE.warmup_s
+    rearm: float = _CUE.rearm
+    spacing_m: float = _CUE.spacing_m
+
+    def __post_init__(self) -> None:
+        for key, value, why, expected in section_problems(CueSettings, asdict(self), "alarm.cue."):
+            raise ValueError(f"{key} = {value!r} is not allowed: {why}; expected {expected}")
+
+    @classmethod
+    def from_cfg(cls, node: Mapping[str, Any] | None) -> CueConfig:
+        """From the composed config's ``alarm.cue`` section (keys it leaves out: defaults)."""
+        node = node or {}
+        kw: dict[str, Any] = {
+            f.name: None if node[f.name] is None else float(node[f.name])
+            for f in fields(cls)
+            if f.name in node
+        }
+        return cls(**kw)
+
+    @property
+    def factors(self) -> dict[str, float]:
+        """Sensor -> factor, for the sensors that cue."""
+        both = {"emi": self.emi_factor, "gpr": self.gpr_factor}
+        return {k: float(v) for k, v in both.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -89,6 +126,8 @@ class AlarmConfig:
     #: peaks in [suspect_floor, threshold) are "suspect" alarms; None: no suspect tier
     suspect_floor: float | None = _DEFAULT.suspect_floor
     class_min_prob: float = _DEFAULT.class_min_prob
+    #: the early cue's settings (``alarm.cue``; shown and sounded, never an alarm)
+    cue: CueConfig = field(default_factory=CueConfig)
 
     def __post_init__(self) -> None:
         for key, value, why, expected in section_problems(AlarmSettings, asdict(self), "alarm."):
@@ -103,8 +142,9 @@ class AlarmConfig:
         kw: dict[str, Any] = {
             f.name: None if node[f.name] is None else float(node[f.name])
             for f in fields(cls)
-            if f.name in node
+            if f.name in node and f.name != "cue"
         }
+        kw["cue"] = CueConfig.from_cfg(node.get("cue"))
         if not calibrated:
             kw["suspect_floor"] = None
         return cls(**kw)
@@ -374,9 +414,9 @@ class Cue:
     ratio: float
 
 
-#: level over background at which a sensor cues (the GPR's whole-trace energy follows the
-#: soil, so it cues only on strong reflectors)
-CUE_FACTORS = {"emi": 5.0, "gpr": 10.0}
+#: level over background at which a sensor cues by default (``alarm.cue.*_factor``; the
+#: GPR's whole-trace energy follows the soil, so it cues only on strong reflectors)
+CUE_FACTORS = CueConfig().factors
 
 
 @dataclass
@@ -403,27 +443,35 @@ class EarlyCue:
     ``spacing_m`` from the last cue. The factors are per sensor: the GPR's whole-trace energy
     varies with the soil far more than the EMI's gates do, so it needs a larger one.
 
-    The defaults (:data:`CUE_FACTORS`, 1 s warm-up) are the lowest round factors that gave
-    no cue over empty simulated soil (loam, laterite, dry sand; scatterers, rough surface)
-    while cueing PMN, PMA-2 and Type 72A mines 3-5 cm deep (``tests/test_early_cue.py``).
+    The settings are ``alarm.cue.*`` (:class:`CueConfig`, :meth:`from_config`). The defaults
+    (:data:`CUE_FACTORS`, 1 s warm-up) are the lowest round factors that gave no cue over
+    empty simulated soil (loam, laterite, dry sand; scatterers, rough surface) while cueing
+    PMN, PMA-2 and Type 72A mines 3-5 cm deep (``tests/test_early_cue.py``).
     """
 
     def __init__(
         self,
         factors: Mapping[str, float] | None = None,
-        smooth_s: float = 0.04,
-        background_s: float = 2.0,
-        warmup_s: float = 1.0,
-        rearm: float = 0.5,
-        spacing_m: float = 0.25,
+        smooth_s: float = _CUE.smooth_s,
+        background_s: float = _CUE.background_s,
+        warmup_s: float = _CUE.warmup_s,
+        rearm: float = _CUE.rearm,
+        spacing_m: float = _CUE.spacing_m,
     ) -> None:
-        self.factors = dict(factors or CUE_FACTORS)
+        self.factors = dict(CUE_FACTORS if factors is None else factors)
         self.smooth_s = smooth_s
         self.background_s = background_s
         self.warmup_s = warmup_s
         self.rearm = rearm
         self.spacing_m = spacing_m
         self._state: dict[str, _Level] = {}
+
+    @classmethod
+    def from_config(cls, config: CueConfig | None = None) -> EarlyCue:
+        """The cue of ``alarm.cue`` (None: the defaults); a sensor without a factor never cues."""
+        c = config or CueConfig()
+        return cls(c.factors, smooth_s=c.smooth_s, background_s=c.background_s,
+                   warmup_s=c.warmup_s, rearm=c.rearm, spacing_m=c.spacing_m)  # fmt: skip
 
     @staticmethod
     def levels(sensor: str, data: Any) -> Any:

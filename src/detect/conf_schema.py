@@ -193,6 +193,8 @@ class InputSettings:
     path: str | None = val(None)
     format: str | None = val(None, choices=(None, "dzt", "dt1", "rd3", "gprmax", "segy", "session"))
     trace_spacing_m: float | None = val(None, 0, lo_open=True)
+    #: a time-triggered file without a spacing: trace interval x this speed (engine.items)
+    walking_speed_m_s: float = val(0.5, 0, 50.0, lo_open=True)
     channel: int = val(0, 0)
 
 
@@ -328,6 +330,24 @@ class ModelSettings:
 
 
 @dataclass
+class CueSettings:
+    """The early cue (``detect.alarms.EarlyCue``): "CUE" on the console and terminal as the
+    head passes, before the window-based alarm is final; never an alarm, never recorded."""
+
+    #: smoothed level over the sensor's background at which it cues (null: no cue from it)
+    emi_factor: float | None = val(5.0, 1, 1000, lo_open=True)
+    gpr_factor: float | None = val(10.0, 1, 1000, lo_open=True)
+    #: level smoothing, background time constant, and data before the first cue
+    smooth_s: float = val(0.04, 0, 1, lo_open=True)
+    background_s: float = val(2.0, 0, 600, lo_open=True)
+    warmup_s: float = val(1.0, 0, 600)
+    #: re-arm once the level is under this share of factor x background ...
+    rearm: float = val(0.5, 0, 1, lo_open=True, hi_open=True)
+    #: ... and the ground has moved this far from the last cue
+    spacing_m: float = val(0.25, 0, 10)
+
+
+@dataclass
 class AlarmSettings:
     threshold: float = val(0.1, 0, 1, lo_open=True)
     hysteresis: float = val(0.05, 0, 1, hi_open=True)
@@ -338,6 +358,7 @@ class AlarmSettings:
     suspect_floor: float | None = val(0.03, 0, 1, lo_open=True, hi_open=True)
     #: an alarm names its class only when that class's probability reaches this
     class_min_prob: float = val(0.5, 0, 1)
+    cue: CueSettings = section(CueSettings)
 
     @staticmethod
     def cross_check(node: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -419,6 +440,8 @@ TARGET_MIX = {
 class SimConf:
     """The simulator (detect.sim.settings.SimSettings holds the same defaults, tested)."""
 
+    #: analytic: the fast forward models; gprmax: full-wave scenes (the fdtd group)
+    engine: str = val("analytic", choices=("analytic", "gprmax"))
     lane_length_m: float = val(10.0)
     lane_width_m: float = val(1.0)
     margin_m: float = val(0.8)
@@ -434,6 +457,44 @@ class SimConf:
     emi: SimEmi = section(SimEmi)
     gps: SimGps = section(SimGps)
     odometer: SimOdometer = section(SimOdometer)
+
+
+def _scheduler_error(value: str) -> str | None:
+    ok = value in ("local-processes", "dask-local") or value.startswith("tcp://")
+    return None if ok else "expected local-processes, dask-local or tcp://HOST:PORT"
+
+
+@dataclass
+class FdtdConf:
+    """Full-wave (gprMax) scenes: ``detect simulate sim.engine=gprmax`` (docs/fullwave.md;
+    detect.sim.fdtd.settings.FdtdSettings holds the same defaults, tested)."""
+
+    mode: str = val("2d", choices=("2d",))
+    dx_m: float = val(0.002, 0.0002, 0.02)
+    time_window_ns: float = val(8.0, 0.5, 100)
+    centre_hz: float = val(1.5e9, 1e8, 1e10)
+    antenna_height_m: float = val(0.05, 0, 1, lo_open=True)
+    antenna_offset_m: float = val(0.04, 0, 1)
+    trace_step_m: float = val(0.014, 0, 1, lo_open=True)
+    n_traces: int = val(40, 1, 10_000)
+    margin_m: float = val(0.06, 0, 10)
+    soil_depth_m: float = val(0.30, 0, 10, lo_open=True)
+    air_m: float = val(0.05, 0, 10)
+    pml_cells: int = val(10, 4, 40)
+    soil_model: str = val("peplinski", choices=("peplinski", "homogeneous"))
+    n_materials: int = val(20, 1, 200)
+    fractal_dim: float = val(1.5, 1, 3)
+    water_spread: float = val(0.3, 0, 1, hi_open=True)
+    roughness: bool = val(True)
+    moisture_layer_m: float | None = val(None, 0, 10, lo_open=True)
+    output_dt_ns: float = val(0.02, 0, 1, lo_open=True)
+    omp_threads: int = val(1, 1, 256)
+    scheduler: str = val("local-processes", check=_scheduler_error)
+    workers: int = val(0, 0, 1024)
+    cache_dir: str | None = val(None)
+    n_scenes: int = val(48, 1, 100_000)
+    seed: int = val(500_000, 0)
+    session: bool = val(True)
 
 
 @dataclass
@@ -464,6 +525,8 @@ class TrainConf:
     soils: list[str] | None = val(["dry_sand", "wet_sand", "loam", "wet_clay", "laterite"])
     wavelet_jitter: float = val(0.2, 0, 1)
     stretch_jitter: float = val(0.03, 0, 0.5)
+    radar_jitter: float = val(0.6, 0, 1)
+    edge_drop: float = val(0.2, 0, 1)
     sessions: list[str] | None = val(None)
     variants: list[str] | None = val(None)
     out_dir: str | None = val(None)
@@ -495,6 +558,7 @@ class DetectConfig:
     model: ModelSettings = section(ModelSettings)
     alarm: AlarmSettings = section(AlarmSettings)
     sim: SimConf = section(SimConf)
+    fdtd: FdtdConf = section(FdtdConf)
     train: TrainConf = section(TrainConf)
 
 
@@ -625,6 +689,7 @@ GROUPS: dict[str, type] = {
     "model": ModelSettings,
     "alarm": AlarmSettings,
     "sim": SimConf,
+    "fdtd": FdtdConf,
     "train": TrainConf,
 }
 

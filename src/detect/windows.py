@@ -88,6 +88,11 @@ class WindowSpec:
         return cls(**{k: node[k] for k in keys if k in node})
 
 
+#: A window is scored with at least this many grid cells of data on its shorter side of the
+#: centre (the end of a short scan): what training's edge cuts keep (``train.drop_edges``).
+EDGE_CELLS = 4
+
+
 def resample_time(gpr: np.ndarray, n_out: int) -> np.ndarray:
     """Traces ``(n, n_samples)`` onto ``n_out`` samples over the same time window.
 

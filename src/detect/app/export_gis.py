@@ -1,7 +1,8 @@
 """``detect export-gis SESSION [--out DIR]``: the survey package for GIS from a recording.
 
 The same layers as ``run``/``replay``/``scan`` write (:mod:`detect.sinks.gis`): the alarms the
-session recorded, the track of its GPR (else EMI) traces per position epoch, and its coverage
+session recorded, the track of its GPR (else EMI) traces per position epoch (the GPS antenna
+moved onto that sensor by the recorded ``align`` settings), ``track.csv``, and its coverage
 record: each not-covered row with its sensor and reason; ground past the end of the record
 of a session that was not closed cleanly is reported not covered, never clear.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from detect.app.common import command
 from detect.errors import EXIT_USAGE, TaskError
 from detect.sinks.export import alarm_record
-from detect.sinks.gis import Track, utc_from_gps, utc_from_session, write_survey
+from detect.sinks.gis import Track, head_geometry, utc_from_gps, utc_from_session, write_survey
 
 
 @command
@@ -59,7 +60,8 @@ def export_gis_task(cfg: Any) -> int:
 def _read(rd: Any) -> tuple[dict[str, Any], Track, dict[str, Any]]:
     attrs = dict(rd.attrs)
     config = json.loads(str(attrs.get("config_json") or "{}"))
-    offsets = ((config.get("align") or {}).get("offsets_m")) or {}
+    align = config.get("align") or {}
+    offsets = align.get("offsets_m") or {}
     block, sensor, rows_col = rd.gpr(), "gpr", 1
     if block is None:
         block, sensor, rows_col = rd.emi(), "emi", 2
@@ -94,7 +96,12 @@ def _read(rd: Any) -> tuple[dict[str, Any], Track, dict[str, Any]]:
     doc = {
         "alarms": [alarm_record(a) for a in rd.alarms()],
         "coverage": coverage,
-        "source": {"source": str(rd.path) if hasattr(rd, "path") else "", **dict(rd.info)},
+        # the head's geometry as recorded (the GPS antenna's lever arm moves the centre line)
+        "source": {
+            "source": str(rd.path) if hasattr(rd, "path") else "",
+            **dict(rd.info),
+            **head_geometry(align),
+        },
     }
     return doc, Track(fixes, samples, sensor), attrs
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from detect.alarms import EarlyCue
 from detect.app.common import command, failure, out_dir_lock
 from detect.engine.build import attach_outputs, build_pipeline, limit_threads
 from detect.engine.drive import close_out, drive
@@ -19,6 +20,7 @@ from detect.errors import (
     TaskError,
 )
 from detect.sinks.display import Display, make_display, summary_lines
+from detect.sinks.gis import head_geometry
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ def _start_console(cfg: Any, pipe: Pipeline, display: Display, out_dir: Path | N
         display.message(f"CONSOLE NOT STARTED: {exc} (detection and recording go on)", loud=True)
         return None
     pipe.add_sink(ConsoleSink(hub, server, uncalibrated=not pipe.scorer.calibrated,
-                              emit=pipe.sinks.emit))  # fmt: skip
+                              emit=pipe.sinks.emit,
+                              cue=EarlyCue.from_config(pipe.alarm_logic.config.cue)))  # fmt: skip
     display.message(f"console: {url}")
     print(f"console: {url}", flush=True)
     if c.get("open_browser"):
@@ -123,7 +126,8 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bo
 
     record = bool(cfg.run.get("record", True))
     display = make_display(bool(cfg.run.display), bool(cfg.run.bell))
-    info = {**source.info(), "paced": bool(getattr(source, "paced", True))}
+    info = {**source.info(), "paced": bool(getattr(source, "paced", True)),
+            **head_geometry(cfg.get("align") or {})}  # fmt: skip
     try:  # the model first: a refusal leaves no output directory behind
         limit_threads(cfg)
         pipe = build_pipeline(cfg, _sensors_of(source), display, None, source_info=info)

@@ -2,9 +2,10 @@
 
 The file is read as ``scan`` reads it (:func:`detect.engine.items.file_items`) and run
 through the DSP chains of the config (``cfg.dsp``), so the picture is what the model would
-see. Where that chain does not fit the instrument (a step refuses the file, or the antenna's
-centre frequency lies outside the chain's band-pass), the GPR goes through a plain
-dewow + gain chain instead, and the title says so. A file with no trace positions nor
+see, over the whole record (the model's ``time_axis`` crop is left out). Where that chain
+does not fit the instrument (a step refuses the file, or the antenna's centre frequency lies
+outside an absolute band-pass), the GPR goes through a plain dewow + gain chain instead, and
+the title says so. A file with no trace positions nor
 spacing is drawn against the trace number.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from detect.app.common import command
 from detect.blocks import GprBlock, MdBlock
 from detect.dsp.base import DspError
-from detect.dsp.chain import build_chain, chains_from_config
+from detect.dsp.chain import build_chain
 from detect.engine.items import file_items
 from detect.errors import EXIT_FAILURE, EXIT_USAGE, InputError, TaskError
 from detect.sinks.plot import (
@@ -49,6 +50,8 @@ def fallback_steps(antenna_hz: float | None, window_ns: float) -> list[dict[str,
 def _band_misfit(steps: Sequence[Mapping[str, Any]], antenna_hz: float | None) -> str | None:
     """Why the chain's band-pass does not fit this antenna (or cannot be checked), or None."""
     for s in steps:
+        if s.get("step") == "bandpass" and s.get("low_rel") is not None:
+            continue  # set from the antenna's (or the measured) centre frequency: it fits
         if s.get("step") == "bandpass" and not antenna_hz:
             return "antenna frequency unknown: the chain's band-pass cannot be checked"
         if s.get("step") == "bandpass" and antenna_hz:
@@ -82,9 +85,11 @@ def process(
     if gpr_in:
         head = gpr_in[0].header
         why = plain or _band_misfit(gpr_steps, head.antenna_hz)
+        # the whole record: the model's time axis (time_axis) would crop it to its window
+        gpr_steps = [st for st in gpr_steps if st.get("step") != "time_axis"]
         if why is None:
             try:
-                chain = chains_from_config(cfg)["gpr"]
+                chain = build_chain(gpr_steps, "gpr")
                 gpr = concat([chain.process(b) for b in gpr_in], GprBlock)
             except DspError as exc:
                 why = str(exc).splitlines()[0]
@@ -152,7 +157,8 @@ def radargram_for(cfg: Any, path: Path) -> Radargram:
     x_label = "along-track position (m)"
     panel, plain = PANEL_M, None
     try:
-        items, info, _ = file_items(path, fmt, spacing, channel=channel)
+        walk = cfg.input.get("walking_speed_m_s")
+        items, info, _ = file_items(path, fmt, spacing, channel=channel, walking_speed_m_s=walk)
     except InputError:
         if spacing:
             raise

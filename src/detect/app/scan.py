@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from detect.errors import (
     TaskError,
 )
 from detect.sinks.display import PlainDisplay, summary_lines
+from detect.sinks.gis import head_geometry
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,13 @@ def scan_task(cfg: Any) -> int:
     spacing = cfg.input.get("trace_spacing_m")
     channel = int(cfg.input.get("channel") or 0)
     try:
-        items, info, spacing = file_items(path, cfg.input.get("format"), spacing, channel=channel)
+        items, info, spacing = file_items(
+            path,
+            cfg.input.get("format"),
+            spacing,
+            channel=channel,
+            walking_speed_m_s=cfg.input.get("walking_speed_m_s"),
+        )
     except DetectError:
         raise
     except Exception as exc:  # a reader that breaks on this file: one line, never a traceback
@@ -48,7 +56,7 @@ def scan_task(cfg: Any) -> int:
         why = f"{path}: cannot be read: {one_line(exc)}"
         raise TaskError(why, EXIT_PROCESSING_FAILED) from exc
     sensors = tuple(sorted({i.header.sensor for i in items if isinstance(i, (GprBlock, MdBlock))}))
-    info = {**info, "paced": False}
+    info = {**info, "paced": False, **head_geometry(cfg.get("align") or {})}
     grid_m = float(cfg.window.grid_m)
     if spacing and spacing > (TrackGrid(grid_m).max_fill_cells + 1) * grid_m:
         log.warning(
@@ -68,10 +76,10 @@ def scan_task(cfg: Any) -> int:
         trace_spacing_m=spacing,
     )
     with out_dir_lock(cfg, "output", f"scan-{path.stem}") as lock:
-        return _scan(pipe, items, path, lock.directory)
+        return _scan(cfg, pipe, items, path, lock.directory)
 
 
-def _scan(pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> int:
+def _scan(cfg: Any, pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> int:
     attach_outputs(pipe, {}, out_dir, record=False)
     pipe.kept = []
     pipe.strict = True
@@ -85,7 +93,8 @@ def _scan(pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> in
     wall = time.perf_counter() - t0
     data_s = data_span_s(items)
     extra: dict[str, Any] = {
-        "wall_s": wall, "data_s": data_s, "x_real_time": data_s / max(wall, 1e-9)
+        "wall_s": wall, "data_s": data_s, "x_real_time": data_s / max(wall, 1e-9),
+        "verdict_in_output": True,
     }  # fmt: skip
     if error is not None:
         extra.update({"failed": str(error), "failed_exit": error.exit_code})
@@ -94,17 +103,31 @@ def _scan(pipe: Pipeline, items: Sequence[Any], path: Path, out_dir: Path) -> in
         for line in summary_lines(summary):
             print(line)
         raise error
+    res = pipe.result()
+    verdict = res.get("model") or {}
     try:
-        from detect.app.plot import velocity_of
-        from detect.sinks.plot import plot_scan
+        if verdict.get("applied", True):
+            from detect.app.plot import velocity_of
+            from detect.sinks.plot import plot_scan
 
-        res = pipe.result()
-        v = velocity_of(path, res.get("source") or {})
-        plot_scan(
-            out_dir / "scan.png", pipe.kept or [], res, source=path, chains=pipe.chains, velocity=v
-        )
+            v = velocity_of(path, res.get("source") or {})
+            plot_scan(
+                out_dir / "scan.png", pipe.kept or [], res, source=path, chains=pipe.chains,
+                velocity=v,
+            )  # fmt: skip
+        else:  # the processed B-scan all the same, through the plain chain (detect plot's)
+            from detect.app.plot import radargram_for
+            from detect.sinks.plot import save_radargram
+
+            rg = radargram_for(cfg, path)
+            why = str(verdict.get("reason") or "")
+            why = why.split(": ", 2)[1] if why.count(": ") >= 2 else why
+            rg = replace(rg, notes=[*rg.notes, f"MINE MODEL NOT APPLIED: {why}"])
+            save_radargram(out_dir / "scan.png", rg)
     except Exception as exc:  # the plot is a convenience; the alarms are written
         log.error("scan.png not written: %s", exc)
+    if not verdict.get("applied", True):
+        print(f"{path.name}: mine model NOT applied: {verdict.get('reason')}")
     for line in summary_lines(summary):
         print(line)
     return int(summary["exit_status"])

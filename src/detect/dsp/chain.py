@@ -31,13 +31,14 @@ class FusedLinear:
 
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = list(steps)
-        self._cache: dict[tuple[int, float, float], tuple[np.ndarray, float, float]] = {}
+        self._cache: dict[tuple[int, float, float, float | None], tuple[np.ndarray, float, float]]
+        self._cache = {}
 
     def reset(self) -> None:
         """Stateless along slow time; the matrices are kept."""
 
     def matrix(self, n_samples: int, header: GprHeader) -> tuple[np.ndarray, float, float]:
-        key = (n_samples, header.dt_ns, header.time_zero_ns)
+        key = (n_samples, header.dt_ns, header.time_zero_ns, header.antenna_hz)
         hit = self._cache.get(key)
         if hit is not None:
             return hit

@@ -8,6 +8,7 @@ at the end of this module, and refuse to stream.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -120,6 +121,26 @@ def dewow_mean(data: np.ndarray, window: int) -> np.ndarray:
 def envelope(data: np.ndarray) -> np.ndarray:
     """Instantaneous amplitude ``|x + i H(x)|`` along fast time."""
     return np.abs(sps.hilbert(data, axis=1))
+
+
+def centre_frequency_hz(data: np.ndarray, dt_ns: float) -> float | None:
+    """The antenna's centre frequency measured from the data: the peak of the mean amplitude
+    spectrum over traces, after each trace's mean and slow "wow" (below a tenth of the
+    record's bandwidth) are removed. None for flat data."""
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 8 or x.shape[0] == 0:
+        return None
+    x = x - x.mean(axis=1, keepdims=True)
+    n_fft = int(2 ** math.ceil(math.log2(4 * x.shape[1])))
+    amp = np.abs(np.fft.rfft(x * np.hanning(x.shape[1])[None, :], n_fft, axis=1)).mean(axis=0)
+    f_hz = np.fft.rfftfreq(n_fft, dt_ns * 1e-9)
+    floor_hz = 2.0 / (x.shape[1] * dt_ns * 1e-9)
+    amp[f_hz < floor_hz] = 0.0
+    if not np.isfinite(amp).all() or amp.max() <= 0:
+        return None
+    k = max(1, n_fft // x.shape[1])
+    smooth = np.convolve(amp, np.ones(k) / k, mode="same")
+    return float(f_hz[int(np.argmax(smooth))])
 
 
 def resample_fast_time(data: np.ndarray, n_out: int) -> np.ndarray:
@@ -254,7 +275,7 @@ class _LinearStep(Step):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._cache: dict[tuple[int, float, float], LinearMap] = {}
+        self._cache: dict[tuple[int, float, float, float | None], LinearMap] = {}
 
     def apply(self, data: np.ndarray, header: GprHeader) -> np.ndarray:
         raise NotImplementedError
@@ -263,7 +284,7 @@ class _LinearStep(Step):
         return header.dt_ns, header.time_zero_ns
 
     def linear_map(self, n_samples: int, header: GprHeader) -> LinearMap:
-        key = (n_samples, header.dt_ns, header.time_zero_ns)
+        key = (n_samples, header.dt_ns, header.time_zero_ns, header.antenna_hz)
         lm = self._cache.get(key)
         if lm is None:
             m = _linear_matrix(lambda x: self.apply(x, header), n_samples)
@@ -300,10 +321,21 @@ class Dewow(_LinearStep):
     """Remove the low-frequency "wow" with a centred running mean of ``window_ns``."""
 
     name = "dewow"
-    PARAMS: ClassVar[dict[str, Param]] = {"window_ns": Param(2.0, float, 0.0, lo_open=True)}
+    PARAMS: ClassVar[dict[str, Param]] = {
+        "window_ns": Param(2.0, float, 0.0, lo_open=True),
+        "window_periods": Param(None, float, 0.0, lo_open=True, nullable=True),
+    }
+
+    def window_ns(self, header: GprHeader) -> float:
+        """``window_periods`` antenna periods when set (the instrument's own scale), else
+        ``window_ns``."""
+        periods = self.p["window_periods"]
+        if periods is None:
+            return float(self.p["window_ns"])
+        return float(periods) * 1e9 / _antenna_hz(self, header)
 
     def apply(self, data: np.ndarray, header: GprHeader) -> np.ndarray:
-        w = max(1, round(self.p["window_ns"] / header.dt_ns) | 1)
+        w = max(1, round(self.window_ns(header) / header.dt_ns) | 1)
         return dewow(data, w)
 
 
@@ -315,24 +347,42 @@ class Bandpass(_LinearStep):
     PARAMS: ClassVar[dict[str, Param]] = {
         "low_hz": Param(500e6, float, 0.0, lo_open=True),
         "high_hz": Param(3e9, float, 0.0, lo_open=True),
+        "low_rel": Param(None, float, 0.0, lo_open=True, nullable=True),
+        "high_rel": Param(None, float, 0.0, lo_open=True, nullable=True),
         "order": Param(4, int, 1, 12),
         "zero_phase": Param(True, bool),
     }
+    NYQUIST_SHARE = 0.9
 
     def validate(self) -> None:
-        if self.p["low_hz"] >= self.p["high_hz"]:
+        lo, hi = self.p["low_rel"], self.p["high_rel"]
+        if (lo is None) != (hi is None):
+            raise self.fail("parameters 'low_rel' and 'high_rel' go together")
+        if lo is not None and lo >= hi:
+            raise self.fail("parameter 'low_rel' must be below 'high_rel'")
+        if lo is None and self.p["low_hz"] >= self.p["high_hz"]:
             raise self.fail("parameter 'low_hz' must be below 'high_hz'")
 
-    def apply(self, data: np.ndarray, header: GprHeader) -> np.ndarray:
-        nyq = 0.5e9 / header.dt_ns
-        if self.p["high_hz"] >= nyq:
+    def corners_hz(self, header: GprHeader) -> tuple[float, float]:
+        """The pass band for this instrument: relative to its centre frequency when
+        ``low_rel``/``high_rel`` are set; the top corner is held below Nyquist (a band-pass
+        above the sampled band is a high-pass), never an error for a valid file."""
+        if self.p["low_rel"] is not None:
+            f_hz = _antenna_hz(self, header)
+            lo, hi = self.p["low_rel"] * f_hz, self.p["high_rel"] * f_hz
+        else:
+            lo, hi = float(self.p["low_hz"]), float(self.p["high_hz"])
+        hi = min(hi, self.NYQUIST_SHARE * 0.5e9 / header.dt_ns)
+        if lo >= hi:
             raise self.fail(
-                f"parameter 'high_hz' = {self.p['high_hz']:g} is not below Nyquist ({nyq:g} Hz)"
+                f"the pass band {lo / 1e6:.0f}-{hi / 1e6:.0f} MHz is empty for a "
+                f"{header.dt_ns:g} ns sample interval (Nyquist {0.5e3 / header.dt_ns:.0f} MHz)"
             )
-        return bandpass(
-            data, header.dt_ns, self.p["low_hz"], self.p["high_hz"], self.p["order"],
-            self.p["zero_phase"],
-        )  # fmt: skip
+        return lo, hi
+
+    def apply(self, data: np.ndarray, header: GprHeader) -> np.ndarray:
+        lo, hi = self.corners_hz(header)
+        return bandpass(data, header.dt_ns, lo, hi, self.p["order"], self.p["zero_phase"])
 
 
 @register
@@ -367,6 +417,87 @@ class Resample(_LinearStep):
 
     def out_header(self, n_samples: int, header: GprHeader) -> tuple[float, float]:
         return header.dt_ns * n_samples / self.p["n_samples"], header.time_zero_ns
+
+
+@register
+class TimeAxis(_LinearStep):
+    """Each trace onto the model's time axis in physical units: ``n_samples`` from
+    ``start_ns`` to ``end_ns`` relative to time zero, whatever the instrument's sample
+    interval. Anti-aliased (zero-phase low-pass at 0.8 x the output Nyquist) when the
+    output is coarser, cubic interpolation otherwise. Output samples the record does not
+    reach are NaN: the model's validity mask (a short record is scored on what it has)."""
+
+    name = "time_axis"
+    PARAMS: ClassVar[dict[str, Param]] = {
+        "start_ns": Param(-1.0, float),
+        "end_ns": Param(19.0, float),
+        "n_samples": Param(256, int, 8, 65536),
+    }
+
+    def validate(self) -> None:
+        if self.p["end_ns"] <= self.p["start_ns"]:
+            raise self.fail("parameter 'end_ns' must be after 'start_ns'")
+
+    def out_dt_ns(self) -> float:
+        return float(self.p["end_ns"] - self.p["start_ns"]) / self.p["n_samples"]
+
+    def apply(self, data: np.ndarray, header: GprHeader) -> np.ndarray:
+        from scipy.interpolate import CubicSpline
+
+        n_in = data.shape[1]
+        dt_out = self.out_dt_ns()
+        x = np.asarray(data, dtype=np.float64)
+        if dt_out > header.dt_ns * 1.0001:
+            cut_hz = 0.8 * 0.5e9 / dt_out
+            sos = sps.butter(8, cut_hz, btype="lowpass", fs=1e9 / header.dt_ns, output="sos")
+            x = sps.sosfiltfilt(sos, x, axis=1)
+        t_in = np.arange(n_in) * header.dt_ns - header.time_zero_ns
+        t_out = self.p["start_ns"] + np.arange(self.p["n_samples"]) * dt_out
+        if n_in < 4:
+            return np.full((x.shape[0], t_out.size), np.nan)
+        return CubicSpline(t_in, x, axis=1, extrapolate=False)(t_out)
+
+    def out_header(self, n_samples: int, header: GprHeader) -> tuple[float, float]:
+        return self.out_dt_ns(), -float(self.p["start_ns"])
+
+
+@register
+class CentreFrequency(Step):
+    """Sets the header's antenna centre frequency where the instrument gives none (or,
+    with ``source: measured``, always), measured once from the data's spectrum
+    (:func:`centre_frequency_hz`) and kept for the rest of the stream. Steps set relative
+    to the centre frequency (band-pass ``*_rel``, dewow ``window_periods``) read it."""
+
+    name = "centre_frequency"
+    PARAMS: ClassVar[dict[str, Param]] = {
+        "source": Param("header", str, choices=("header", "measured")),
+        "n_traces": Param(16, int, 1),
+    }
+
+    def reset(self) -> None:
+        self.measured_hz: float | None = None
+
+    def process(self, block: GprBlock) -> GprBlock:
+        """Measured on the first ``n_traces`` traces of the first non-empty block (a
+        stream cut into blocks of at least that many traces gives the same output)."""
+        h = block.header
+        if h.antenna_hz is not None and self.p["source"] == "header":
+            return block
+        if self.measured_hz is None and block.n:
+            self.measured_hz = centre_frequency_hz(block.data[: self.p["n_traces"]], h.dt_ns)
+        f_hz = self.measured_hz or h.antenna_hz
+        if f_hz is None:
+            return block
+        return block.with_data(block.data, antenna_hz=f_hz)
+
+
+def _antenna_hz(step: Step, header: GprHeader) -> float:
+    if header.antenna_hz is None:
+        raise step.fail(
+            "needs the antenna centre frequency: the file gives none (put a "
+            "'centre_frequency' step before it to measure it from the data)"
+        )
+    return float(header.antenna_hz)
 
 
 @register

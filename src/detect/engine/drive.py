@@ -54,7 +54,7 @@ def close_out(
     truth: list[dict[str, Any]] | None = None,
 ) -> dict:
     """Flush, close, write the alarm files; return the summary."""
-    pipe.finish()
+    pipe.finish(score_tail=not (extra or {}).get("failed"))
     pipe.record_coverage_rest()
     if truth:
         pipe.sinks.emit("on_truth", list(truth))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import pairwise
@@ -22,6 +23,13 @@ from detect.errors import (
 
 log = logging.getLogger(__name__)
 
+#: Walking speed (m/s) assumed for a time-triggered file that gives no trace spacing: a
+#: deminer sweeping a handheld head or pushing a cart (``input.walking_speed_m_s``).
+DEFAULT_WALKING_SPEED_M_S = 0.5
+#: Trace spacing (m) assumed when a file gives neither a spacing nor a trace rate: the
+#: 2 cm step of landmine GPR (a few traces per wavelength at 1-3 GHz in soil).
+DEFAULT_TRACE_SPACING_M = 0.02
+
 
 def file_items(
     path: Path,
@@ -29,8 +37,12 @@ def file_items(
     trace_spacing_m: float | None,
     chunk_s: float = 5.0,
     channel: int = 0,
+    walking_speed_m_s: float | None = None,
 ) -> tuple[list[Any], dict[str, Any], float | None]:
-    """(items in time order, source info, trace spacing) of any recorded file."""
+    """(items in time order, source info, trace spacing) of any recorded file.
+
+    A radar file always gets a trace spacing (see :func:`resolve_spacing`), said in one
+    log line and in the info (``trace_spacing_m``, ``trace_spacing_from``)."""
     from detect.io.formats import ReaderError, detect_format, read_gpr
 
     try:
@@ -57,18 +69,63 @@ def file_items(
         f = read_gpr(path, fmt, trace_spacing_m, channel=channel)
     except ReaderError as exc:
         raise InputError(str(exc).splitlines()[0]) from exc
+    from detect.io.base import NO_SPACING
+
     for w in f.warnings:
-        log.warning("%s: %s", path.name, w)
+        if w != NO_SPACING:  # said below, with the spacing assumed instead
+            log.warning("%s: %s", path.name, w)
     block = f.block
-    if not np.isfinite(block.position_m).any() and not trace_spacing_m:
-        raise InputError(
-            f"{path}: the file gives no trace positions or spacing; pass --trace-spacing-m"
-        )
+    spacing_m, spacing_from = resolve_spacing(f, trace_spacing_m, walking_speed_m_s)
+    if not np.isfinite(block.position_m).any():
+        block = replace(block, position_m=np.arange(block.n, dtype=np.float64) * spacing_m)
+    if spacing_from != f.spacing_from:  # the file's own spacing needs no line of its own
+        log.warning("%s: trace spacing %.4g m from %s", path.name, spacing_m, spacing_from)
     if not np.isfinite(block.host_time_s).all() or np.ptp(block.host_time_s) == 0:
         rate = f.trace_rate_hz or 100.0
         block = replace(block, host_time_s=np.arange(block.n, dtype=np.float64) / rate)
-    info = {"source": str(path), **f.info()}
-    return _interleave([block], list(f.gps), chunk_s), info, f.trace_spacing_m or trace_spacing_m
+    info = {
+        "source": str(path),
+        **f.info(),
+        "trace_spacing_m": spacing_m,
+        "trace_spacing_from": spacing_from,
+    }
+    return _interleave([block], list(f.gps), chunk_s), info, spacing_m
+
+
+def resolve_spacing(
+    f: Any, user_spacing_m: float | None, walking_speed_m_s: float | None = None
+) -> tuple[float, str]:
+    """(trace spacing in m, where it came from) of a read radar file; never None.
+
+    In order: ``--trace-spacing-m``; the file's own spacing (header field, marks,
+    waypoints); the median step of the file's trace positions; the file's trace interval
+    x the walking speed (``input.walking_speed_m_s``, default
+    :data:`DEFAULT_WALKING_SPEED_M_S`) for a time-triggered file; else
+    :data:`DEFAULT_TRACE_SPACING_M`.
+    """
+    from detect.io.base import USER_SPACING
+
+    if user_spacing_m:
+        return float(user_spacing_m), USER_SPACING
+    if f.trace_spacing_m and math.isfinite(f.trace_spacing_m) and f.trace_spacing_m > 0:
+        return float(f.trace_spacing_m), f.spacing_from or "the file"
+    pos = np.asarray(f.block.position_m, dtype=np.float64)
+    pos = pos[np.isfinite(pos)]
+    step = float(np.median(np.abs(np.diff(pos)))) if pos.size > 1 else 0.0
+    if step > 0:
+        return step, "the median step of the file's trace positions"
+    speed = walking_speed_m_s or DEFAULT_WALKING_SPEED_M_S
+    rate = f.trace_rate_hz
+    if rate and math.isfinite(rate) and rate > 0:
+        return speed / rate, (
+            f"default walking speed {speed:g} m/s x {1.0 / rate:.4g} s trace interval "
+            f"({rate:g} traces/s in the {f.format} header; set --trace-spacing-m or "
+            "input.walking_speed_m_s)"
+        )
+    return DEFAULT_TRACE_SPACING_M, (
+        f"default trace spacing {DEFAULT_TRACE_SPACING_M:g} m (the file gives no spacing, "
+        "positions or trace rate; set --trace-spacing-m)"
+    )
 
 
 def _interleave(

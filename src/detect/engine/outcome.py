@@ -12,6 +12,7 @@ from detect.blocks import (
 )
 from detect.coverage import merge
 from detect.engine.pipeline import Pipeline
+from detect.engine.report import model_verdict
 from detect.errors import (
     EXIT_NOT_COVERED,
     EXIT_OK,
@@ -84,6 +85,10 @@ def exit_status(pipe: Pipeline, summary: Mapping[str, Any]) -> tuple[int, str]:
     ]
     if str(summary.get("out_dir", "")).startswith("FAILED"):
         lost.append(f"alarm files {summary['out_dir']}")
+    if summary.get("verdict_in_output") and not lost:
+        verdict = model_verdict(pipe)
+        if not verdict["applied"]:  # a readable file: the verdict is in the output
+            return EXIT_OK, f"NO MINE MODEL APPLIED: {verdict['reason']}"
     reasons = not_covered_reasons(pipe, summary)
     why = " / ".join(
         [*(["GROUND NOT COVERED: " + "; ".join(reasons)] if reasons else []),

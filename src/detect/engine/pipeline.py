@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from detect.alarms import AlarmConfig, AlarmLogic, ScorePoint
+from detect.alarms import AlarmConfig, AlarmLogic, EarlyCue, ScorePoint
 from detect.align import Aligner
 from detect.blocks import (
     CLASSES,
@@ -55,6 +55,7 @@ from detect.model.scorers import (
 from detect.sinks.base import Sink
 from detect.sinks.display import Display, DisplaySink, PlainDisplay, Status
 from detect.sinks.recorder import RecorderSink
+from detect.windows import EDGE_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Pipeline:
             self.display.needed = self.needed
         #: every output (display, recording, alarm files...): a failing one is switched off
         self.sinks = SinkSet()
-        self.sinks.add(DisplaySink(self.display))
+        self.sinks.add(DisplaySink(self.display, EarlyCue.from_config(alarm_config.cue)))
         self.stride = max(1, int(stride_cells))
         self.clock = clock
         self.source_info = dict(source_info or {})
@@ -213,6 +214,17 @@ class Pipeline:
             self.coverage.add_data(sensor, np.empty(0))  # covered only where scored
         self.coverage.head_passed(placed.position_m - self.aligner.offset_m(sensor), sensor)
 
+    def _not_for_the_model(self, block: GprBlock) -> None:
+        """A radar outside the model's envelope: FAULT with the reason (once), its ground
+        passed but not covered; the raw block is kept for a scan's picture."""
+        sensor = block.header.sensor
+        if self.states.get(sensor) != SensorState.FAULT:
+            why = self.input_check.refused[sensor]
+            self.record_health(HealthEvent(self.clock(), sensor, SensorState.FAULT, why))
+        if self.kept is not None:
+            self.kept.append(block)
+        self._passed_unprocessed(block)
+
     def new_epoch(self, marker: PositionEpoch) -> list[Alarm]:
         """Positions restart in a new frame (:class:`PositionEpoch`): the current epoch is
         closed as a run end is (held alarms declared, its unscored end not covered) and
@@ -249,6 +261,9 @@ class Pipeline:
             warning = self.input_check.check(block)
             if warning is not None:
                 self.sinks.emit("on_message", warning, True)
+            if not self.input_check.applies(sensor):
+                self._not_for_the_model(block)
+                return []
             self.dt_ns = block.header.dt_ns
             if isinstance(self.scorer, InterimScorer):
                 self.scorer.dt_ns = block.header.dt_ns * block.n_samples / self.spec.gpr_samples
@@ -294,7 +309,12 @@ class Pipeline:
             patch = patches[s]
             if patch is None:
                 continue
-            used = np.isfinite(patch).all(axis=(1, 2)) & np.isfinite(p)
+            if s == "gpr":  # NaN is the network's mask: data on EDGE_CELLS each side, as trained
+                near = patch[:, spec.half - EDGE_CELLS : spec.half + EDGE_CELLS]
+                has = np.isfinite(near).any(axis=2).all(axis=1)
+            else:
+                has = np.isfinite(patch).all(axis=(1, 2))
+            used = has & np.isfinite(p)
             if used.any():
                 # the ground a scored window's centre cell stands for, per sensor it used
                 self.coverage.add_data(
@@ -392,9 +412,19 @@ class Pipeline:
         self.states[ev.sensor] = ev.state
         self.sinks.emit("on_health", ev)
 
-    def finish(self) -> list[Alarm]:
-        """End of data: declare the alarms still held back by NMS."""
-        return [self._emit(a) for a in self.alarm_logic.finish()]
+    def finish(self, score_tail: bool = True) -> list[Alarm]:
+        """End of data: score the windows at the end of the track (the scan's edge, as
+        trained; not after a failure), then declare the alarms still held back by NMS. A
+        tail that cannot be scored stays not covered, loudly."""
+        new: list[Alarm] = []
+        tail = self.windows.tail(self.states) if score_tail else None
+        if tail is not None:
+            try:
+                new = self._score(*tail, self.clock())
+            except Exception as exc:  # the end of the track is not covered; never a crash
+                log.error("the last windows of the track could not be scored: %s", exc)
+                self.n_processing_errors += 1
+        return new + [self._emit(a) for a in self.alarm_logic.finish()]
 
     def never_started(self) -> list[str]:
         return [s for s in self.needed if self.n_items.get(s, 0) == 0]

@@ -76,6 +76,12 @@ def summary(pipe: Any) -> dict[str, Any]:
     }
 
 
+def model_verdict(pipe: Any) -> dict[str, Any]:
+    """Whether the mine model scored this data (``applied``), why, and the radar seen."""
+    scored = bool(np.isfinite(np.frombuffer(pipe.track_p, dtype=np.float64)).any())
+    return dict(pipe.input_check.verdict(scored))
+
+
 def result(pipe: Any) -> dict[str, Any]:
     return result_dict(
         pipe.alarms,
@@ -83,6 +89,6 @@ def result(pipe: Any) -> dict[str, Any]:
         np.frombuffer(pipe.track_p, dtype=np.float64),
         pipe.coverage_segments(),
         pipe.source_info,
-        pipe.scorer.info(),
+        {**pipe.scorer.info(), **model_verdict(pipe)},
         pipe.summary(),
     )

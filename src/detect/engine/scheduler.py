@@ -4,6 +4,11 @@ Each model sensor's data lands on its own along-track grid (:class:`detect.align
 A window centre is ready once every working sensor's grid is final past the window's far
 end: a working sensor that has not delivered yet is waited for, never skipped; a sensor in
 FAULT is scored as absent. Centres are handed out once each, in track order.
+
+The ends of a scan are scored too, as training taught the network (NaN beyond the data,
+its validity mask): the first centre is :data:`EDGE_CELLS` cells into the data, and at the
+end of the data (:meth:`WindowScheduler.tail`) the centres up to :data:`EDGE_CELLS` cells
+before its end. So a sweep shorter than a window (a 0.4 m handheld pass) is scored.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 
 from detect.align import TrackGrid
 from detect.blocks import GprBlock, MdBlock, SensorState
-from detect.windows import WindowSpec, cut, resample_time
+from detect.windows import EDGE_CELLS, WindowSpec, cut, resample_time
 
 
 class WindowScheduler:
@@ -57,15 +62,40 @@ class WindowScheduler:
         spec = self.spec
         ends = {s: int(self.grids[s].final_end) for s in present}  # type: ignore[arg-type]
         hi_centre = min(ends.values()) - (spec.n_pos - spec.half)
-        if self.next_centre is None:
-            starts = [ends[s] - self.grids[s].capacity // 2 for s in present]
-            first = [self._first_cell(s) for s in present]
-            self.next_centre = max(max(first), max(starts)) + spec.half
+        self._start(present, ends)
+        assert self.next_centre is not None
         if hi_centre < self.next_centre:
             return None
         centres = np.arange(self.next_centre, hi_centre + 1, self.stride, dtype=np.int64)
         self.next_centre = int(centres[-1]) + self.stride
         return centres, present
+
+    def tail(self, states: Mapping[str, SensorState]) -> tuple[np.ndarray, list[str]] | None:
+        """At the end of the data: the centres left, up to :data:`EDGE_CELLS` cells before
+        the end of every present sensor's data (NaN beyond it)."""
+        present = [
+            s
+            for s in self.sensors
+            if states.get(s) != SensorState.FAULT and self.grids[s].final_end is not None
+        ]
+        if not present:
+            return None
+        ends = {s: int(self.grids[s].final_end) for s in present}  # type: ignore[arg-type]
+        self._start(present, ends)
+        assert self.next_centre is not None
+        hi_centre = min(ends.values()) - EDGE_CELLS
+        if hi_centre < self.next_centre:
+            return None
+        centres = np.arange(self.next_centre, hi_centre + 1, self.stride, dtype=np.int64)
+        self.next_centre = int(centres[-1]) + self.stride
+        return centres, present
+
+    def _start(self, present: Sequence[str], ends: Mapping[str, int]) -> None:
+        if self.next_centre is not None:
+            return
+        starts = [ends[s] - self.grids[s].capacity // 2 + self.spec.half for s in present]
+        first = [self._first_cell(s) + EDGE_CELLS for s in present]
+        self.next_centre = max(max(first), max(starts))
 
     def patches(
         self, centres: np.ndarray, present: Sequence[str]

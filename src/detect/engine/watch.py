@@ -1,5 +1,6 @@
 """The pipeline's view of its sensors, once per loop turn: the sources' health events and
-states (a sensor whose blocks cannot be processed counts as FAULT), the snapshots the
+states (a sensor whose blocks cannot be processed, or a radar outside the model's
+envelope, counts as FAULT), the snapshots the
 display shows, the sensors losing frames, and where the head is for coverage."""
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ def poll_sources(pipe: Any, sources: Any, now: float) -> set[str]:
             if getattr(h, "lossy", False):
                 lossy.add(name)
             failing = pipe.processing_errors.get(name)
+            if failing is not None:
+                failing = f"processing: {failing}"
+            else:
+                failing = pipe.input_check.refused.get(name)
             pipe.states[name] = SensorState.FAULT if failing is not None else h.state
             snap = h.snapshot()
             snap["rate_hz"] = rate_hz(pipe, name, now)
             if failing is not None:
                 snap["state"] = SensorState.FAULT.name
-                snap["reason"] = f"processing: {failing}"
+                snap["reason"] = failing
             pipe.health_snapshots[name] = snap
     return lossy
 

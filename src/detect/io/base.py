@@ -13,7 +13,7 @@ import datetime as _dt
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ class ReaderError(ValueError):
 class GprFile:
     """A GPR file as read: one :class:`GprBlock` per channel plus what the header says.
 
-    ``trace_spacing_m`` is None when neither the file nor the user gives it;
+    ``trace_spacing_m`` is None when neither the file nor the user gives it (a scan then
+    assumes one, see :func:`detect.engine.items.file_items`); ``spacing_from`` says where
+    it came from (the header field, or the user's option).
     ``antenna_mhz`` (of the selected channel) is None when the antenna is not known
     (there is a warning).
     ``gps_trace`` gives, for each fix in ``gps``, the (fractional) trace index it
@@ -46,6 +48,7 @@ class GprFile:
     format_reason: str
     blocks: list[GprBlock]
     trace_spacing_m: float | None = None
+    spacing_from: str | None = None
     antenna_mhz: float | None = None
     trace_rate_hz: float | None = None
     gps: list[GpsFix] = field(default_factory=list)
@@ -125,6 +128,7 @@ class GprFile:
             "window_ns": self.window_ns,
             "time_zero_ns": float(self.block.header.time_zero_ns),
             "trace_spacing_m": self.trace_spacing_m,
+            "trace_spacing_from": self.spacing_from,
             "antenna_mhz": self.antenna_mhz,
             "trace_rate_hz": self.trace_rate_hz,
             "duration_s": self.duration_s,
@@ -298,20 +302,115 @@ def check_finite(out: GprFile) -> None:
             out.warnings.append(f"channel {b.header.channel}: {bad} sample(s) are NaN or infinite")
 
 
+#: The warning of a file without a trace spacing (a scan replaces it by the line that
+#: says which spacing it assumed).
+NO_SPACING = (
+    "the file gives no trace spacing: a scan assumes one from the trace rate and "
+    "input.walking_speed_m_s (or pass input.trace_spacing_m)"
+)
+#: :attr:`GprFile.spacing_from` when the user gave the spacing.
+USER_SPACING = "--trace-spacing-m (input.trace_spacing_m)"
+
+
 def apply_spacing(
-    out: GprFile, file_spacing_m: float | None, user_spacing_m: float | None
+    out: GprFile,
+    file_spacing_m: float | None,
+    user_spacing_m: float | None,
+    source: str = "the file header",
 ) -> float | None:
-    """Resolve the trace step: the user's value wins (warned if it contradicts the file)."""
+    """Resolve the trace step: the user's value wins (warned if it contradicts the file).
+
+    ``source`` names where ``file_spacing_m`` came from (e.g. ``"header rhf_spm = 50
+    scans/m"``); :attr:`GprFile.spacing_from` records the winner."""
     if user_spacing_m is not None:
         if file_spacing_m and not math.isclose(file_spacing_m, user_spacing_m, rel_tol=1e-6):
             out.warnings.append(
                 f"trace spacing {user_spacing_m} m given by the user overrides "
                 f"{file_spacing_m:g} m from the file"
             )
+        out.spacing_from = USER_SPACING
         return float(user_spacing_m)
     if file_spacing_m is None or not (file_spacing_m > 0):
-        out.warnings.append(
-            "the file gives no trace spacing: positions are unknown (set input.trace_spacing_m)"
-        )
+        out.warnings.append(NO_SPACING)
+        out.spacing_from = None
         return None
+    out.spacing_from = source
     return float(file_spacing_m)
+
+
+#: Speeds (m/s) a GPR survey can move at: a stepped survey with long stacks (1 mm/s) to a
+#: road survey van (50 m/s = 180 km/h). A trace spacing that implies a speed outside this
+#: for the file's trace rate is a header that lies.
+SURVEY_SPEED_RANGE_M_S = (1e-3, 50.0)
+#: Trace rates (traces/s) a GPR can record at: one trace in 17 minutes (stepped surveys
+#: with long stacks) to 100 000 scans/s; a header rate outside it is not used.
+TRACE_RATE_RANGE_HZ = (1e-3, 1e5)
+
+
+def plausible_rate(out: GprFile, rate_hz: float | None, field_name: str) -> float | None:
+    """``rate_hz`` when it is a trace rate a GPR can record at, else None (warned,
+    naming ``field_name``). Zero/None (the header gives none) is None without a warning."""
+    if rate_hz is None or rate_hz == 0:
+        return None
+    lo, hi = TRACE_RATE_RANGE_HZ
+    if math.isfinite(rate_hz) and lo <= rate_hz <= hi:
+        return float(rate_hz)
+    out.warnings.append(
+        f"{field_name} = {rate_hz:g} traces/s is not a rate a GPR records at "
+        f"({lo:g} to {hi:g}): trace rate not used (trace times unknown)"
+    )
+    return None
+
+
+def check_survey_speed(
+    out: GprFile,
+    spacing_m: float | None,
+    rate_hz: float | None,
+    what: str,
+    at_most: bool = False,
+) -> float | None:
+    """``spacing_m`` unless, at ``rate_hz`` traces/s, it implies a speed no survey moves at;
+    then None, with one warning naming ``what`` (the header field) and that the spacing is
+    not used (a scan then assumes one from the walking speed).
+
+    ``at_most``: the rate is the radar's top scan rate of a distance-triggered file, so
+    ``spacing x rate`` is only the fastest the head could have moved: only too slow a
+    top speed is impossible then.
+    """
+    if spacing_m is None or not rate_hz or out.spacing_from == USER_SPACING:
+        return spacing_m
+    speed = spacing_m * rate_hz
+    lo, hi = SURVEY_SPEED_RANGE_M_S
+    if lo <= speed and (at_most or speed <= hi):
+        return spacing_m
+    kind = "a top speed" if at_most else "a speed"
+    out.warnings.append(
+        f"{what} gives a trace spacing of {spacing_m:.4g} m, which at {rate_hz:g} traces/s is "
+        f"{kind} of {speed:.3g} m/s (a survey moves at {lo:g} to {hi:g} m/s): spacing not "
+        "taken from the header (a scan assumes the default walking speed)"
+    )
+    out.spacing_from = None
+    return None
+
+
+def check_antenna_nyquist(out: GprFile) -> None:
+    """Drop an antenna frequency above the sampling Nyquist frequency (1 / 2 dt).
+
+    Samples that far apart cannot hold that antenna's signal, so the antenna field or
+    the time window lies; the window scales the data and the antenna only labels it, so
+    the window is kept and the centre frequency left unknown (the DSP measures it)."""
+    for i, b in enumerate(out.blocks):
+        hz = b.header.antenna_hz
+        nyquist_hz = 0.5e9 / b.header.dt_ns
+        if hz is None or hz <= nyquist_hz:
+            continue
+        out.warnings.append(
+            f"channel {b.header.channel}: antenna frequency {hz / 1e6:g} MHz is above the "
+            f"sampling Nyquist frequency {nyquist_hz / 1e6:.4g} MHz (sample interval "
+            f"{b.header.dt_ns:.4g} ns): the header's antenna or time window is wrong; the "
+            "time window is kept and the antenna frequency left unknown"
+        )
+        out.blocks[i] = replace(b, header=replace(b.header, antenna_hz=None))
+    if out.blocks:
+        hz = out.block.header.antenna_hz
+        out.antenna_mhz = hz / 1e6 if hz else None

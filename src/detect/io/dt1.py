@@ -21,6 +21,7 @@ from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,
+    check_antenna_nyquist,
     check_read_size,
     file_size,
     placeholder_block,
@@ -141,16 +142,7 @@ def read_dt1(
             f"{hd_path}: HD NUMBER OF PTS/TRC = {points} over TOTAL TIME WINDOW = {window_hd:g} "
             f"ns gives a sample interval of {dt_ns:.3g} ns (expected at least 0.001 ns)"
         )
-    dt_trace_ns = th[:, 6].astype(np.float64) / 1000.0
-    if np.all(np.isfinite(dt_trace_ns)) and np.allclose(dt_trace_ns, dt_ns, rtol=1e-3):
-        dt_ns = float(dt_trace_ns[0])
-    elif np.all(np.isfinite(dt_trace_ns)) and np.allclose(dt_trace_ns, window_hd, rtol=1e-3):
-        pass
-    else:
-        out.warnings.append(
-            f"trace header value 6 ({dt_trace_ns[0] * 1000:g}) matches neither dt "
-            f"({dt_ns * 1000:g} ps) nor the HD window; using HD window / points"
-        )
+    dt_ns = _sample_interval_ns(th[:, 6], dt_ns, window_hd, points, out)
 
     units = hd.get("POSITION UNITS", "m").strip().lower()
     if units in ("m", "metres", "meters", "meter", "metre"):
@@ -173,8 +165,19 @@ def read_dt1(
             )
     step_hd = _num(hd, "STEP SIZE USED", hd_path, required=False)
     file_spacing = step_hd * scale if step_hd and step_hd > 0 else None
-    spacing = apply_spacing(out, file_spacing, trace_spacing_m)
-    if not skip_data and (trace_spacing_m is not None or not np.all(np.isfinite(pos))):
+    source = "HD STEP SIZE USED" + (f" = {step_hd:g} {units}" if step_hd is not None else "")
+    pos_ok = not skip_data and _positions_usable(pos, file_spacing, source, out)
+    if pos_ok and n_traces > 1:
+        step_m = abs(float(np.median(np.diff(pos))))  # a profile may run backwards
+        if file_spacing is None or not math.isclose(step_m, file_spacing, rel_tol=0.02):
+            if file_spacing is not None:
+                out.warnings.append(
+                    f"{source} disagrees with the trace header positions (median step "
+                    f"{step_m / scale:.4g} {units}): trace header positions used"
+                )
+            file_spacing, source = step_m, "trace header positions (median step)"
+    spacing = apply_spacing(out, file_spacing, trace_spacing_m, source)
+    if not skip_data and (trace_spacing_m is not None or not pos_ok):
         pos = np.arange(n_traces) * spacing if spacing else np.full(n_traces, np.nan)
     out.trace_spacing_m = spacing
 
@@ -213,7 +216,50 @@ def read_dt1(
         )
     if n_traces > 1 and np.all(np.isfinite(host_time)) and host_time[-1] > host_time[0]:
         out.trace_rate_hz = (n_traces - 1) / (host_time[-1] - host_time[0])
+    check_antenna_nyquist(out)
     meta: dict[str, Any] = {"hd": dict(hd), "hd_path": str(hd_path), "bytes_per_point": bpp}
     meta["stacks"] = float(th[0, 7])
     out.meta = meta
     return out
+
+
+def _sample_interval_ns(
+    value6: np.ndarray, dt_ns: float, window_ns: float, points: int, out: GprFile
+) -> float:
+    """The sample interval: HD window / points, refined by trace header value 6 where
+    that holds the interval in ps (pE PRO) in every trace; value 6 holding the window
+    (older units) agrees too. Traces whose value 6 says otherwise are named in a warning.
+    """
+    v6 = value6.astype(np.float64)
+    as_dt = np.isfinite(v6) & np.isclose(v6 / 1000.0, dt_ns, rtol=1e-3)
+    as_window = np.isfinite(v6) & np.isclose(v6, window_ns, rtol=1e-3)
+    if as_dt.all():
+        return float(v6[0] / 1000.0)
+    if as_window.all():
+        return dt_ns
+    main = as_dt if as_dt.sum() >= as_window.sum() else as_window
+    bad = np.flatnonzero(~main)
+    first = int(bad[0])
+    out.warnings.append(
+        f"trace header value 6 (sample interval in ps, or the window in ns) of {bad.size} of "
+        f"{v6.size} traces (first: trace {first}, {v6[first]:g}) matches neither the HD "
+        f"TOTAL TIME WINDOW {window_ns:g} ns / {points} points = {dt_ns * 1000:g} ps nor the "
+        "window: the HD sample interval is used"
+    )
+    return dt_ns
+
+
+def _positions_usable(pos: np.ndarray, spacing_m: float | None, source: str, out: GprFile) -> bool:
+    """Whether the trace header positions can place the traces: finite and not all the
+    same (a recording without an odometer may leave them all at one value). Warns when not."""
+    if pos.size < 2:
+        return bool(np.isfinite(pos).all())
+    if not np.isfinite(pos).all():
+        why = f"{int(np.count_nonzero(~np.isfinite(pos)))} are not finite"
+    elif np.ptp(pos) == 0:
+        why = f"all are {pos[0]:g}"
+    else:
+        return True
+    used = f"positions from {source}" if spacing_m else "positions unknown"
+    out.warnings.append(f"trace header positions (value 1) unusable, {why}: {used}")
+    return False

@@ -28,9 +28,12 @@ from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,
+    check_antenna_nyquist,
     check_read_size,
+    check_survey_speed,
     file_size,
     placeholder_block,
+    plausible_rate,
     read_head,
     sibling,
     skip_samples,
@@ -476,14 +479,14 @@ def read_dzt(
         samples = _read_samples(path, offset, n_scans, nchan, nsamp, bits)
 
     sps, spm = float(hdr["sps"]), float(hdr["spm"])
-    out.trace_rate_hz = sps if math.isfinite(sps) and sps > 0 else None
+    out.trace_rate_hz = plausible_rate(out, sps, "header rhf_sps")
     if not (math.isfinite(hdr["epsr"]) and hdr["epsr"] > 0):
         out.warnings.append(
             f"header dielectric epsr = {hdr['epsr']} (unset): depths need a velocity from elsewhere"
         )
     headers = _channel_headers(path, hdr, offset)
 
-    file_spacing = 1.0 / spm if math.isfinite(spm) and spm > 0 else None
+    file_spacing, source = _header_spacing(spm, out)
     positions: np.ndarray | None = None
     dzx_path = sibling(path, ".dzx")
     dzx: dict[str, Any] = {}
@@ -495,9 +498,8 @@ def read_dzt(
             positions = _waypoint_positions(dzx.get("waypoints", []), ends, unit)
             if positions is not None and n_scans > 1:
                 file_spacing = float((positions[-1] - positions[0]) / (n_scans - 1))
-                out.warnings.append(
-                    f"trace positions from the {len(dzx['waypoints'])} waypoints of {dzx_path.name}"
-                )
+                source = f"the {len(dzx['waypoints'])} waypoints of {dzx_path.name}"
+                out.warnings.append(f"trace positions from {source}")
             else:
                 try:
                     per_scan = float(dzx.get("unitsPerScan", "nan")) * unit
@@ -505,7 +507,12 @@ def read_dzt(
                     per_scan = math.nan
                 if math.isfinite(per_scan) and per_scan > 0:
                     file_spacing = per_scan
-    spacing = apply_spacing(out, file_spacing, trace_spacing_m)
+                    source = f"{dzx_path.name} unitsPerScan"
+    spacing = apply_spacing(out, file_spacing, trace_spacing_m, source)
+    # rhf_spm > 0: distance-triggered, rhf_sps is only the radar's top scan rate
+    spacing = check_survey_speed(out, spacing, out.trace_rate_hz, source, at_most=spm > 0)
+    if spacing is None:
+        positions = None
     out.trace_spacing_m = spacing
     n_arr = 0 if skip_data else n_scans  # per-trace arrays too are O(1) for headers only
     if positions is None or trace_spacing_m is not None or skip_data:
@@ -549,10 +556,11 @@ def read_dzt(
             )
         )
     out.marks = np.unique(np.asarray(marks, dtype=np.int64))
+    check_antenna_nyquist(out)
 
     dzg_path = sibling(path, ".dzg")
     if dzg_path is not None:
-        out.gps, out.gps_trace = _read_dzg(dzg_path, sps, out)
+        out.gps, out.gps_trace = _read_dzg(dzg_path, out.trace_rate_hz or 0.0, out)
     out.meta = {
         k: hdr[k]
         for k in (
@@ -576,6 +584,19 @@ def read_dzt(
     if "system" in dzx:
         out.meta["system"] = dzx["system"]
     return out
+
+
+def _header_spacing(spm: float, out: GprFile) -> tuple[float | None, str]:
+    """(trace spacing in m, where from) of the ``rhf_spm`` field; None where it gives none
+    (0: time-triggered) or cannot (not a finite positive number: warned)."""
+    if spm == 0:
+        return None, "header rhf_spm"
+    if not (math.isfinite(spm) and spm > 0):
+        out.warnings.append(
+            f"header rhf_spm = {spm:g} scans/m is not a positive number: spacing not taken from it"
+        )
+        return None, "header rhf_spm"
+    return 1.0 / spm, f"header rhf_spm = {spm:g} scans/m"
 
 
 def _per_channel(value: Any, nchan: int) -> list[Any]:

@@ -5,6 +5,11 @@ attribute (or an ``rxs`` group and a ``dt`` attribute). A receiver's field compo
 is ``(iterations,)`` for one A-scan or ``(iterations, n_traces)`` for a merged B-scan.
 ``dt`` is in seconds. The trace step comes from ``rxsteps`` x ``dx_dy_dz`` when the
 file has them, otherwise from the user (``input.trace_spacing_m``).
+
+The antenna centre frequency and time zero: from ``detect_centre_hz`` /
+``detect_time_zero_ns`` (what :mod:`detect.sim.fdtd` writes), else from a 4.x A-scan's
+source record (``srcs/src1/excitation``: a Ricker of centre fc peaks at sqrt(2)/fc), else
+unknown (a warning says so).
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ def read_gprmax(
         cell = np.asarray(f.attrs.get("dx_dy_dz", [0, 0, 0]), dtype=np.float64).ravel()
         version = f.attrs.get("gprMax", b"")
         n_rx = len(f["rxs"])
+        antenna_hz, time_zero_ns = _source_timing(f)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] < 2:
@@ -98,14 +104,39 @@ def read_gprmax(
     out.trace_spacing_m = spacing
     n = data.shape[0]
     pos = np.arange(n) * spacing if spacing else np.full(n, np.nan)
-    out.blocks.append(
-        GprBlock.build(
-            data, GprHeader(dt_ns=dt_s * 1e9), host_time_s=np.full(n, np.nan), position_m=pos
-        )
-    )
-    out.warnings.append("simulated data (gprMax): antenna frequency not stored in the file")
+    hdr = GprHeader(dt_ns=dt_s * 1e9, time_zero_ns=time_zero_ns, antenna_hz=antenna_hz)
+    out.blocks.append(GprBlock.build(data, hdr, host_time_s=np.full(n, np.nan), position_m=pos))
+    if antenna_hz is None:
+        out.warnings.append("simulated data (gprMax): antenna frequency not stored in the file")
     if isinstance(version, bytes):
         version = version.decode("latin-1", "replace")
     check_finite(out)
     out.meta = {"gprmax_version": str(version), "receiver": rx_name, "component": comp}
     return out
+
+
+def _source_timing(f: h5py.File) -> tuple[float | None, float]:
+    """(centre frequency in Hz or None, time zero in ns) as the file states them."""
+    hz = _positive(f.attrs.get("detect_centre_hz"))
+    t0 = _positive(f.attrs.get("detect_time_zero_ns"))
+    if hz is not None:
+        return hz, t0 or 0.0
+    exc = f.get("srcs/src1/excitation")
+    if exc is None:
+        return None, 0.0
+    hz = _positive(exc.attrs.get("WaveformFrequency"))
+    kind = exc.attrs.get("WaveformType", b"")
+    kind = kind.decode("latin-1", "replace") if isinstance(kind, bytes) else str(kind)
+    if hz is not None and kind.lower() == "ricker":
+        return hz, float(np.sqrt(2.0) / hz * 1e9)
+    return hz, 0.0
+
+
+def _positive(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(np.asarray(value).ravel()[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None

@@ -108,7 +108,7 @@ def _sensor_session(path: str) -> dict[str, Any] | None:
                 return None
             emi = r.emi()
             n_fixes = len(r.gps())
-            n_alarms = len(r.alarms())
+            tiers = [a.tier for a in r.alarms()]
             clean = r.closed_cleanly
             coverage = r.coverage_record().info()
     except (ReaderError, OSError):
@@ -125,7 +125,8 @@ def _sensor_session(path: str) -> dict[str, Any] | None:
         "antenna_mhz": None,
         "gps_present": n_fixes > 0,
         "n_gps_fixes": n_fixes,
-        "n_alarms": n_alarms,
+        "n_alarms": tiers.count("alarm"),  # at the operating point; suspects apart
+        "n_suspects": tiers.count("suspect"),
         "closed_cleanly": clean,
         **coverage,
         "emi_readings": 0 if emi is None else emi.n,

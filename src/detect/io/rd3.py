@@ -19,9 +19,12 @@ from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,
+    check_antenna_nyquist,
     check_read_size,
+    check_survey_speed,
     file_size,
     placeholder_block,
+    plausible_rate,
     sibling,
     skip_samples,
 )
@@ -56,6 +59,13 @@ def _rad_num(rad: dict[str, str], key: str, path: Path) -> float:
     if not math.isfinite(value):
         raise ReaderError(f"{path}: .rad '{key}' = '{rad[key]}' is not finite")
     return value
+
+
+def _rad_opt(rad: dict[str, str], key: str, path: Path) -> float:
+    """An optional numeric .rad field: 0 when absent or empty, else as :func:`_rad_num`."""
+    if not rad.get(key, "").strip():
+        return 0.0
+    return _rad_num(rad, key, path)
 
 
 def _antenna_mhz(name: str) -> float | None:
@@ -155,14 +165,20 @@ def read_rd3(
                 f".rad TIMEWINDOW = {tw:g} ns differs from SAMPLES x dt = {n_samp * dt_ns:g} ns; "
                 "dt taken from FREQUENCY (sampling MHz)"
             )
-    dist = float(rad.get("DISTANCE INTERVAL", "0").split()[0] or 0)
+    dist = _rad_opt(rad, "DISTANCE INTERVAL", rad_path)
+    time_mode = rad.get("TIME FLAG", "0").strip() == "1"
+    t_int = _rad_opt(rad, "TIME INTERVAL", rad_path)
+    rate = 1.0 / t_int if time_mode and t_int > 0 else 0.0
+    out.trace_rate_hz = plausible_rate(out, rate, "1 / .rad TIME INTERVAL")
     file_spacing = dist if dist > 0 else None
-    spacing = apply_spacing(out, file_spacing, trace_spacing_m)
+    source = f".rad DISTANCE INTERVAL = {dist:g} m"
+    spacing = apply_spacing(out, file_spacing, trace_spacing_m, source)
+    if time_mode and rad.get("DISTANCE FLAG", "0").strip() != "1":
+        # time-triggered: the head moved DISTANCE INTERVAL per TIME INTERVAL
+        spacing = check_survey_speed(out, spacing, out.trace_rate_hz, source)
     out.trace_spacing_m = spacing
     n_arr = 0 if skip_data else n_traces  # per-trace arrays are O(1) for headers only
     pos = np.arange(n_arr) * spacing if spacing else np.full(n_arr, np.nan)
-    t_int = float(rad.get("TIME INTERVAL", "0").split()[0] or 0)
-    out.trace_rate_hz = 1.0 / t_int if t_int > 0 and rad.get("TIME FLAG", "0") == "1" else None
     host_time = (
         np.arange(n_arr) / out.trace_rate_hz if out.trace_rate_hz else np.full(n_arr, np.nan)
     )
@@ -188,5 +204,6 @@ def read_rd3(
                 GpsFix(**{**f.__dict__, "host_time_s": float(t) / out.trace_rate_hz})
                 for f, t in zip(out.gps, out.gps_trace, strict=True)
             ]
+    check_antenna_nyquist(out)
     out.meta = {"rad": rad, "rad_path": str(rad_path), "sampling_mhz": fs_mhz}
     return out

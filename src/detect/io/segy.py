@@ -35,6 +35,7 @@ from detect.io.base import (
     GprFile,
     ReaderError,
     apply_spacing,
+    check_antenna_nyquist,
     check_finite,
     check_read_size,
     file_size,
@@ -129,7 +130,8 @@ def read_segy(path: Path, trace_spacing_m: float | None = None) -> GprFile:
     file_spacing = None
     if has_pos and n > 1:
         file_spacing = float(np.median(np.diff(pos))) or None
-    spacing = apply_spacing(out, file_spacing, trace_spacing_m)
+    where = "shot-point" if "POSITIONS=SHOTPOINT" in text else "CDP_X"
+    spacing = apply_spacing(out, file_spacing, trace_spacing_m, f"trace {where} positions")
     if not has_pos or trace_spacing_m is not None:
         pos = np.arange(n) * spacing if spacing else np.full(n, np.nan)
     out.trace_spacing_m = spacing
@@ -142,6 +144,7 @@ def read_segy(path: Path, trace_spacing_m: float | None = None) -> GprFile:
         GprBlock.build(data, header, seq=seq, host_time_s=np.full(n, np.nan), position_m=pos)
     )
     check_finite(out)
+    check_antenna_nyquist(out)
     out.meta = {"interval": interval, "text": text[:800]}
     rate = _RATE.search(text)
     out.trace_rate_hz = float(rate.group(1)) if rate else None

@@ -1168,13 +1168,15 @@ def read_session_gpr(path: Path, trace_spacing_m: float | None = None) -> GprFil
         clean = r.closed_cleanly
         n_headers = len(r.gpr_headers())
         emi_headers = r.emi_headers()
+        tiers = [a.tier for a in r.alarms()]
         session = {
             "closed_cleanly": clean,
             "created_utc": str(r.attrs.get("created_utc", "")),
             "software_version": str(r.attrs.get("software_version", "")),
             "emi_readings": r._n_rows("emi"),
             "emi_channels": list(emi_headers[0].channel_names) if emi_headers else [],
-            "n_alarms": int(r._f["alarms"].shape[0]),
+            "n_alarms": tiers.count("alarm"),  # at the operating point; suspects apart
+            "n_suspects": tiers.count("suspect"),
             "n_health_events": int(r._f["health"].shape[0]),
             **r.coverage_record().info(),
             "n_truth_targets": len(r.truth()),

@@ -22,6 +22,7 @@ is comparable with the network's. They give no class or depth (NaN).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,7 +81,7 @@ class GprEnergyCfar:
     def clean(self, gpr: np.ndarray) -> np.ndarray:
         """The window with the ground-coupling subspace of its reference traces removed."""
         _, ref = self._cells()
-        g = np.array(gpr, dtype=np.float32)
+        g = np.nan_to_num(np.array(gpr, dtype=np.float32), nan=0.0)  # no data: no energy
         zone = max(2, round(self.coupling_frac * g.shape[2]))
         z = g[:, :, :zone]
         _, _, vt = np.linalg.svd(z[:, ref], full_matrices=False)
@@ -133,11 +134,13 @@ class EmiThreshold:
         offset = np.abs(np.arange(self.spec.n_pos) - centre) * self.spec.grid_m
         test = offset <= self.test_m / 2
         ref = offset > self.test_m / 2 + self.guard_m
-        baseline = np.median(early[:, ref], axis=1)
-        resid = early - baseline[:, None]
-        noise = 1.4826 * np.median(np.abs(resid[:, ref]), axis=1) + 1e-6
-        peak = np.abs(resid[:, test]).max(axis=1)
-        return np.log1p(peak / noise)
+        with warnings.catch_warnings():  # a scan's end: NaN beyond the data
+            warnings.simplefilter("ignore", RuntimeWarning)
+            baseline = np.nanmedian(early[:, ref], axis=1)
+            resid = early - baseline[:, None]
+            noise = 1.4826 * np.nanmedian(np.abs(resid[:, ref]), axis=1) + 1e-6
+            peak = np.nanmax(np.abs(resid[:, test]), axis=1)
+        return np.nan_to_num(np.log1p(peak / noise), nan=0.0)
 
     def fit(self, emi: np.ndarray, y: np.ndarray) -> EmiThreshold:
         self.platt = fit_platt(self.score(emi), y)

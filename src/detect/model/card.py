@@ -187,9 +187,27 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         json.dumps(card.get("preprocessing", {}), indent=2),
         "```",
         "",
-        "## Training data",
-        "",
     ]
+    env = card.get("envelope")
+    lines += ["## Radar envelope (radars this model scores; outside: not applied)", ""]
+    if env:
+        lines += [
+            f"- measured spectrum peak: {env['centre_hz'][0] / 1e9:.2f}-"
+            f"{env['centre_hz'][1] / 1e9:.2f} GHz (trained on nominal "
+            f"{env['sim_centre_hz'][0] / 1e9:.2f}-{env['sim_centre_hz'][1] / 1e9:.2f} GHz "
+            "Ricker sources)",
+            f"- record after time zero: at least {env['min_record_ns']:g} ns (trained "
+            f"{env['window_ns'][0]:g}-{env['window_ns'][1]:g} ns windows; longer records "
+            "are cropped to the model's time axis)",
+            f"- sampling: at least {env['samples_per_period'][0]:g} samples per period",
+            f"- trace spacing: at most {env['trace_spacing_m'][1] * 100:g} cm "
+            f"(+{env['spacing_tolerance']:.0%})",
+            "- outside it the model is not applied: `scan` says so in alarms.json "
+            "(`model.applied: false`, with the reason), a live radar is FAULT",
+        ]
+    else:
+        lines += ["- the one simulated radar of the training data only"]
+    lines += ["", "## Training data", ""]
     for k, v in card.get("data", {}).items():
         lines.append(f"- {k}: {_fmt(v)}")
     lines += ["", "## Calibration", ""]

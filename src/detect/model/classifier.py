@@ -29,7 +29,7 @@ from detect.model.card import (
 )
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
 from detect.model.prediction import Prediction
-from detect.windows import WindowSpec
+from detect.windows import EDGE_CELLS, WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def resolve_model_dir(name_or_dir: str | Path) -> Path:
 
 
 def build_net(card: Mapping[str, Any]) -> CalibratedNet:
-    net_cfg = NetConfig(**card["net"])
+    net_cfg = NetConfig(**{"gpr_mask": False, **card["net"]})  # cards before the mask had none
     return CalibratedNet(FusionNet(net_cfg))
 
 
@@ -101,6 +101,7 @@ class Classifier:
         net = model.net.cfg
         self.has_gpr = net.use_gpr
         self.has_emi = net.use_emi
+        self.gpr_mask = net.gpr_mask
 
     @classmethod
     def load(cls, name_or_dir: str | Path, cfg: Any | None = None) -> Classifier:
@@ -147,9 +148,17 @@ class Classifier:
             raise ValueError("predict needs GPR windows, EMI windows or both")
         present = np.zeros((n, 2), dtype=np.float32)
         if gpr is not None and self.has_gpr:
-            ok = np.isfinite(gpr).all(axis=(1, 2))
+            if self.gpr_mask:
+                # NaN samples are the validity mask the network reads; a window is GPR
+                # present with data on EDGE_CELLS positions each side of its centre (what
+                # training's edge cuts keep), absent otherwise
+                h = s.half
+                ok = np.isfinite(gpr[:, h - EDGE_CELLS : h + EDGE_CELLS]).any(axis=2).all(axis=1)
+                gpr = np.where(ok[:, None, None], gpr, 0.0).astype(np.float32)
+            else:
+                ok = np.isfinite(gpr).all(axis=(1, 2))
+                gpr = np.where(ok[:, None, None], gpr, 0.0).astype(np.float32)
             present[:, 0] = ok
-            gpr = np.where(ok[:, None, None], gpr, 0.0).astype(np.float32)
         else:
             gpr = np.zeros((n, s.n_pos, s.gpr_samples), dtype=np.float32)
         if emi is not None and self.has_emi:

@@ -20,10 +20,10 @@ import numpy as np
 
 from detect.blocks import CLASSES, GprBlock, MdBlock
 from detect.windows import (
+    EDGE_CELLS,
     THREAT_INDEX,
     WindowLabels,
     WindowSpec,
-    centre_indices,
     cut_emi,
     cut_gpr,
     label_windows,
@@ -157,19 +157,24 @@ def lane_windows(
     lo = max(g[0] for g in grids.values())
     hi = min(g[0] + g[1].shape[0] for g in grids.values())
     n = hi - lo
-    centres = centre_indices(max(n, 0), spec, stride)
+    # as the live scheduler: centres from EDGE_CELLS into the data to as many before its end,
+    # NaN beyond the data (the lane's ends look like a short sweep's)
+    centres = np.arange(EDGE_CELLS, n - EDGE_CELLS, max(1, int(stride)), dtype=np.int64)
     ok = np.ones(centres.size, dtype=bool)
     parts: dict[str, np.ndarray] = {}
     for name, (g_lo, values, valid) in grids.items():
         values = values[lo - g_lo : hi - g_lo]
         valid = valid[lo - g_lo : hi - g_lo]
         bad = np.concatenate([[0], np.cumsum(~valid)])
-        starts = centres - spec.half
-        ok &= (bad[starts + spec.n_pos] - bad[starts]) == 0
-        parts[name] = values
+        starts = np.clip(centres - spec.half, 0, n)
+        ends = np.clip(centres - spec.half + spec.n_pos, 0, n)
+        ok &= (bad[ends] - bad[starts]) == 0
+        pad = np.full((spec.n_pos, values.shape[1]), np.nan, dtype=np.float32)
+        parts[name] = np.concatenate([pad, values.astype(np.float32), pad])
     centres = centres[ok]
-    win_gpr = cut_gpr(parts["gpr"], centres, spec).astype(np.float16) if "gpr" in parts else None
-    win_emi = cut_emi(parts["emi"], centres, spec) if "emi" in parts else None
+    padded = centres + spec.n_pos
+    win_gpr = cut_gpr(parts["gpr"], padded, spec).astype(np.float16) if "gpr" in parts else None
+    win_emi = cut_emi(parts["emi"], padded, spec) if "emi" in parts else None
     centre_m = (lo + centres) * spec.grid_m
     t_scaled = [dict(t, x_m=float(t["x_m"]) * stretch) for t in truth]
     guard_m = spec.guard_m if label_guard_m is None else max(label_guard_m, spec.halo_m)
@@ -189,6 +194,31 @@ def lane_windows(
         clutter_near=near,
         soil=np.full(centres.size, soil, dtype=object),
     )
+
+
+def sensors_present(ws: WindowSet) -> dict[str, np.ndarray]:
+    """Per window, whether each sensor is present as the classifier decides it: GPR with data
+    on :data:`EDGE_CELLS` positions each side of the centre (NaN beyond is its mask), EMI
+    (no mask) with every value finite."""
+    n = len(ws)
+    out = {"gpr": np.zeros(n, bool), "emi": np.zeros(n, bool)}
+    if ws.gpr is not None:
+        h = ws.gpr.shape[1] // 2
+        near = ws.gpr[:, h - EDGE_CELLS : h + EDGE_CELLS]
+        out["gpr"] = np.isfinite(near).any(axis=2).all(axis=1)
+    if ws.emi is not None:
+        out["emi"] = np.isfinite(ws.emi).all(axis=(1, 2))
+    return out
+
+
+def full_windows(ws: WindowSet) -> np.ndarray:
+    """Windows with data at every position for every sensor (none at a scan's end)."""
+    keep = np.ones(len(ws), dtype=bool)
+    if ws.gpr is not None:
+        keep &= np.isfinite(ws.gpr).any(axis=2).all(axis=1)
+    if ws.emi is not None:
+        keep &= np.isfinite(ws.emi).all(axis=(1, 2))
+    return keep
 
 
 def window_labels(
@@ -244,6 +274,7 @@ class LaneRecipe:
     soils: tuple[str, ...] = ()
     wavelet_jitter: float = 0.0
     stretch_jitter: float = 0.0
+    radar_jitter: float = 0.0
     label_from_edge: bool = False
     label_guard_m: float | None = None
 
@@ -276,6 +307,14 @@ def simulate_recipe_lane(r: LaneRecipe) -> RecipeLane:
         gpr["centre_hz"] = base * float(np.exp(rng.uniform(-1, 1) * r.wavelet_jitter))
         gpr["ringing"] = float(rng.uniform(0.1, 0.4))
         sim["gpr"] = gpr
+    if r.radar_jitter > 0 and rng.uniform() < r.radar_jitter:
+        from detect.model.envelope import RadarEnvelope, random_radar
+
+        head = dict(sim.get("head", {}) or {})
+        sim["gpr"] = random_radar(
+            rng, dict(sim.get("gpr", {}) or {}), float(head.get("speed_m_s", 0.5)),
+            RadarEnvelope(),
+        )  # fmt: skip
     lane = simulate_lane(r.seed, sim, lane_index=r.lane_id)
     stretch = float(np.exp(rng.uniform(-1, 1) * r.stretch_jitter)) if r.stretch_jitter else 1.0
     truth = list(lane.truth)

@@ -29,6 +29,9 @@ def example_inputs(model: CalibratedNet, n: int = 4, seed: int = 0) -> tuple[tor
     if n > 2:
         present[1, 1] = 0.0
         present[2, 0] = 0.0
+    if n > 3 and cfg.gpr_mask:  # a short record and a scan's end: the validity mask's path
+        gpr[3, :, cfg.gpr_samples // 3 :] = float("nan")
+        gpr[3, : cfg.n_pos // 4] = float("nan")
     return gpr, emi, present
 
 

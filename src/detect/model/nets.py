@@ -9,6 +9,11 @@ Inputs are windows on the along-track grid: GPR ``(B, n_pos, n_samples)`` and EM
 ``(B, n_pos, n_channels)``, plus ``present`` ``(B, 2)`` (GPR, EMI) in {0, 1}. Each input is
 divided by a fixed scale (from the training data, kept in the weights) and compressed with
 ``asinh``, so the network sees the same dynamic range whatever the sensor gain.
+
+GPR samples that are NaN are not data: a record shorter than the model's time axis, or
+ground beyond the end of a short scan. With ``gpr_mask`` the GPR branch gets them as zeros
+plus a second input channel that marks where the data is valid (trained with random
+truncation in time and along the track, so it learns what "no data" means).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class NetConfig:
     use_emi: bool = True
     width: int = 16
     dropout: float = 0.1
+    gpr_mask: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -66,11 +72,11 @@ class GprBranch(nn.Module):
     (depth) is what the labels and the depth head need.
     """
 
-    def __init__(self, n_pos: int, n_samples: int, width: int) -> None:
+    def __init__(self, n_pos: int, n_samples: int, width: int, c_in: int = 1) -> None:
         super().__init__()
         w = width
         layers = [
-            ((1, w), (3, 7), (2, 2)),
+            ((c_in, w), (3, 7), (2, 2)),
             ((w, 2 * w), (3, 3), (2, 2)),
             ((2 * w, 3 * w), (3, 3), (2, 2)),
             ((3 * w, 4 * w), (3, 3), (1, 2)),
@@ -84,7 +90,8 @@ class GprBranch(nn.Module):
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * p * t, FEATURES), nn.ReLU())
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.convs(x.unsqueeze(1)))
+        """``x``: ``(B, n_pos, n_samples)`` or ``(B, channels, n_pos, n_samples)``."""
+        return self.fc(self.convs(x.unsqueeze(1) if x.dim() == 3 else x))
 
 
 class EmiBranch(nn.Module):
@@ -123,7 +130,9 @@ class FusionNet(nn.Module):
         self.emi_scale: Tensor
         self.register_buffer("gpr_scale", torch.ones(()))
         self.register_buffer("emi_scale", torch.ones(cfg.emi_channels))
-        self.gpr = GprBranch(cfg.n_pos, cfg.gpr_samples, cfg.width) if cfg.use_gpr else None
+        self.gpr_mask = cfg.gpr_mask
+        c_in = 2 if cfg.gpr_mask else 1
+        self.gpr = GprBranch(cfg.n_pos, cfg.gpr_samples, cfg.width, c_in) if cfg.use_gpr else None
         self.emi = EmiBranch(cfg.n_pos, cfg.emi_channels, cfg.width) if cfg.use_emi else None
         self.gpr_head = nn.Linear(FEATURES, 1) if cfg.use_gpr else None
         self.emi_head = nn.Linear(FEATURES, 1) if cfg.use_emi else None
@@ -144,7 +153,12 @@ class FusionNet(nn.Module):
         gpr_logit = zero
         emi_logit = zero
         if self.gpr is not None and self.gpr_head is not None:
-            g = self.gpr(torch.asinh(gpr / self.gpr_scale))
+            if self.gpr_mask:
+                valid = torch.isfinite(gpr)
+                x = torch.asinh(torch.where(valid, gpr, torch.zeros_like(gpr)) / self.gpr_scale)
+                g = self.gpr(torch.stack([x, valid.to(x.dtype)], dim=1))
+            else:
+                g = self.gpr(torch.asinh(gpr / self.gpr_scale))
             gpr_logit = self.gpr_head(g).squeeze(1)
             feats.append(g * present[:, 0:1])
         if self.emi is not None and self.emi_head is not None:

@@ -162,6 +162,16 @@ def lane_test_windows(r: LaneRecipe, rule: HaloRule) -> HeldOutSet:
     return HeldOutSet(ws, clean, edge_rule_mine(centre_m, t_scaled, rule))
 
 
+def _full(p: HeldOutSet) -> HeldOutSet:
+    """Full windows only: the figures compare detectors on the same windows; the scan's-end
+    windows (masked GPR, no EMI) are checked by the short-sweep tests and benchmark."""
+    from detect.model.dataset import full_windows
+
+    keep = full_windows(p.windows)
+    idx = np.flatnonzero(keep)
+    return HeldOutSet(p.windows.subset(idx), p.clean[keep], p.mine_edge[keep])
+
+
 def build_test_set(
     recipes: Sequence[LaneRecipe],
     rule: HaloRule,
@@ -173,7 +183,7 @@ def build_test_set(
         parts.append(lane_test_windows(r, rule))
         if progress:
             progress(1)
-    parts = [p for p in parts if len(p)]
+    parts = [_full(p) for p in parts if len(p)]
     return HeldOutSet(
         WindowSet.concat([p.windows for p in parts]),
         np.concatenate([p.clean for p in parts]),

@@ -8,6 +8,7 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from detect.errors import (
     ModelError,
     SettingsError,
 )
+from detect.model.envelope import RadarEnvelope
 from detect.model.prediction import Prediction
 from detect.windows import WindowSpec
 
@@ -30,7 +32,7 @@ MODEL_SENSORS = ("gpr", "emi")
 
 
 class ModelInputMismatch(ValueError):
-    """The instrument's GPR time window or frequency is not what the model was trained on."""
+    """The instrument's GPR is not what the model was trained on (the API's refusal)."""
 
 
 class Scorer:
@@ -58,6 +60,8 @@ class ClassifierScorer(Scorer):
         self.clf = clf
         self.spec = clf.spec
         self.sensors = tuple(s for s, has in (("gpr", clf.has_gpr), ("emi", clf.has_emi)) if has)
+        env = clf.card.get("envelope")
+        self.envelope = RadarEnvelope.from_mapping(env) if env else None
         sim_gpr = ((clf.card.get("data") or {}).get("sim") or {}).get("gpr") or {}
         if clf.has_gpr and sim_gpr.get("dt_ns") and sim_gpr.get("n_samples"):
             self.gpr_input = {
@@ -129,10 +133,13 @@ class InterimScorer(Scorer):
         p = {s: np.full(n, np.nan) for s in MODEL_SENSORS}
         depth = np.full(n, np.nan)
         if gpr is not None:
-            ok = np.isfinite(gpr).all(axis=(1, 2))
-            resid = gpr - gpr.mean(axis=1, keepdims=True)
-            centre = resid[:, c - q : c + q + 1]
-            energy = np.where(ok, (centre**2).mean(axis=(1, 2)), np.nan)
+            # NaN samples are no data (a short record, the end of a short scan)
+            ok = np.isfinite(gpr[:, c - q : c + q + 1]).any(axis=(1, 2))
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                resid = gpr - np.nanmean(gpr, axis=1, keepdims=True)
+                centre = resid[:, c - q : c + q + 1]
+                energy = np.where(ok, np.nanmean(centre**2, axis=(1, 2)), np.nan)
             ratio = self._ratio("gpr", energy)
             p["gpr"] = _logistic(ratio)
             if math.isfinite(self.dt_ns):
@@ -216,55 +223,136 @@ def load_scorer(cfg: Any, spec: WindowSpec, prefer: Sequence[str] = ()) -> Score
     return InterimScorer(spec)
 
 
-def gpr_input_mismatch(
-    scorer: Scorer, dt_ns: float, n_samples: int, antenna_hz: float | None
-) -> str | None:
-    """How a radar's time window and frequency differ from what the model was trained on
-    (None: they match, or the model uses no GPR).
-
-    The DSP resamples every trace to the model's sample count, so a radar with another
-    time window would reach the model with its hyperbolas stretched or squeezed."""
+def envelope_of(scorer: Scorer) -> RadarEnvelope | None:
+    """The radars ``scorer``'s weights were trained on (None: a model without GPR, or the
+    interim detector, which has no training input)."""
+    if "gpr" not in scorer.sensors:
+        return None
+    env = getattr(scorer, "envelope", None)
+    if env is not None:
+        return env
     want = scorer.gpr_input
-    if not want or "gpr" not in scorer.sensors:
+    if not want:
         return None
-    problems: list[str] = []
-    window_ns = dt_ns * n_samples
-    if abs(window_ns - want["window_ns"]) > 0.1 * want["window_ns"]:
-        problems.append(f"time window {window_ns:.3g} ns (model: {want['window_ns']:.3g} ns)")
-    f_want = want.get("antenna_hz") or 0.0
-    if antenna_hz and f_want and abs(math.log(antenna_hz / f_want)) > math.log(1.5):
-        problems.append(f"antenna {antenna_hz / 1e6:.0f} MHz (model: {f_want / 1e6:.0f} MHz)")
-    if not problems:
-        return None
-    return (
-        f"MODEL INPUT MISMATCH: the GPR gives {', '.join(problems)}; the model's GPR "
-        "scores are not valid for this instrument"
+    fc = float(want.get("antenna_hz") or 1.5e9)
+    # a card from before the envelope: the one simulated radar, its whole record
+    return RadarEnvelope(
+        centre_hz=(fc / 1.5, fc * 1.5), min_record_ns=0.9 * float(want["window_ns"]) - 2.0
     )
+
+
+@dataclass
+class RadarSeen:
+    """What the check measured of a GPR stream, for the outputs."""
+
+    centre_hz: float | None
+    centre_from: str
+    dt_ns: float
+    record_ns: float
+    trace_spacing_m: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "centre_hz": self.centre_hz,
+            "centre_from": self.centre_from,
+            "dt_ns": self.dt_ns,
+            "record_ns": round(self.record_ns, 3),
+            "trace_spacing_m": self.trace_spacing_m,
+        }
+
+
+def radar_seen(block: Any) -> RadarSeen:
+    """Centre frequency (the measured spectrum's peak, as the network sees it; the header's
+    nominal one only for flat data), sample interval, record length after time zero
+    (header, else the median first-break pick) and median trace spacing of a block."""
+    from detect.dsp.gpr import centre_frequency_hz, pick_first_break
+
+    hdr = block.header
+    data = np.asarray(block.data[:16], dtype=np.float64)
+    fc, src = centre_frequency_hz(data, hdr.dt_ns), "measured"
+    if fc is None:
+        fc, src = hdr.antenna_hz, "header"
+    t0_ns = float(hdr.time_zero_ns)
+    if t0_ns <= 0 and data.size:
+        picks = pick_first_break(data)
+        if np.isfinite(picks).any():
+            t0_ns = float(np.nanmedian(picks)) * hdr.dt_ns
+    pos = np.asarray(block.position_m, dtype=np.float64)
+    pos = pos[np.isfinite(pos)]
+    steps = np.abs(np.diff(pos))
+    steps = steps[steps > 0]
+    spacing = float(np.median(steps)) if steps.size >= 2 else None
+    return RadarSeen(fc, src, float(hdr.dt_ns), block.n_samples * hdr.dt_ns - t0_ns, spacing)
 
 
 class InputCheck:
     """Each new GPR input (sample interval, samples, antenna) checked once against the
-    model's training input (:func:`gpr_input_mismatch`): refused (``refuse``), or scored
-    with a warning kept in :attr:`warnings` (returned once, for the operator)."""
+    radars the model was trained on (its envelope, :class:`RadarEnvelope`).
+
+    Inside: scored. Outside: with ``refuse`` (the default) the model is not applied to that
+    radar (:attr:`refused` holds why; the pipeline counts the sensor as FAULT, its ground
+    not covered, and a scan says so); with ``refuse=False`` it is scored anyway, with the
+    warning kept in :attr:`warnings` (returned once, for the operator)."""
 
     def __init__(self, scorer: Scorer, refuse: bool = True) -> None:
         self.scorer = scorer
         self.refuse = refuse
+        self.envelope = envelope_of(scorer)
         self.warnings: list[str] = []
+        self.refused: dict[str, str] = {}
+        self.radar: dict[str, RadarSeen] = {}
         self.seen: tuple[float, int, float | None] | None = None
 
     def check(self, block: Any) -> str | None:
-        """None, or a new warning line; raises :class:`ModelInputMismatch` when refusing."""
+        """None, or a new warning line. After a refusal, :meth:`applies` is False."""
         hdr = block.header
         key = (hdr.dt_ns, block.n_samples, hdr.antenna_hz)
-        if key == self.seen:
+        if key == self.seen or block.n == 0:
             return None
-        msg = gpr_input_mismatch(self.scorer, hdr.dt_ns, block.n_samples, hdr.antenna_hz)
-        if msg is not None and self.refuse:
-            raise ModelInputMismatch(f"{msg} (model.input_check=warn scores it anyway)")
         self.seen = key
-        if msg is None or msg in self.warnings:
+        seen = radar_seen(block)
+        self.radar[hdr.sensor] = seen
+        if self.envelope is None:
+            return None
+        problems = self.envelope.problems(
+            seen.centre_hz, seen.dt_ns, seen.record_ns, seen.trace_spacing_m
+        )
+        self.refused.pop(hdr.sensor, None)
+        if not problems:
+            return None
+        what = f"the GPR gives {'; '.join(problems)}"
+        if self.refuse:
+            msg = (
+                f"NO MINE MODEL FOR THIS RADAR: {what}: outside the radars model "
+                f"'{self.scorer.info().get('name', '')}' was trained on; its ground is not "
+                "scored (model.input_check=warn scores it anyway)"
+            )
+            self.refused[hdr.sensor] = msg
+        else:
+            msg = f"MODEL INPUT OUTSIDE ITS ENVELOPE: {what}; the GPR scores are not valid"
+        if msg in self.warnings:
             return None
         self.warnings.append(msg)
         log.warning("%s", msg)
         return msg
+
+    def applies(self, sensor: str) -> bool:
+        return sensor not in self.refused
+
+    def verdict(self, scored: bool) -> dict[str, Any]:
+        """``applied`` and why, for alarms.json: did the mine model score this data?"""
+        radar = {k: v.to_dict() for k, v in self.radar.items()}
+        if not scored:
+            why = "; ".join(self.refused.values()) or (
+                "no window could be scored (too little data placed along the track)"
+            )
+            return {"applied": False, "reason": why, "radar": radar}
+        if self.refused:
+            why = "scored without " + "; ".join(self.refused.values())
+        elif self.warnings:
+            why = "; ".join(self.warnings)
+        elif self.envelope is not None and self.radar:
+            why = "the radar is inside the model's training envelope"
+        else:
+            why = "scored"
+        return {"applied": True, "reason": why, "radar": radar}

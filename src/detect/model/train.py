@@ -39,6 +39,7 @@ from detect.model.calibration import (
 )
 from detect.model.dataset import WindowSet
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
+from detect.windows import EDGE_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class TrainSettings:
     weight_decay: float = 1e-4
     patience: int = 4
     modality_dropout: float = 0.3
+    edge_drop: float = 0.0
     gain_db: float = 6.0
     time_shift_samples: int = 2
     noise: float = 0.05
@@ -163,7 +165,8 @@ def fit_input_scales(data: WindowSet) -> tuple[float, np.ndarray]:
     g = 1.0
     if data.gpr is not None:
         sample = np.abs(data.gpr[:: max(1, len(data) // 2000)].astype(np.float32))
-        g = float(3.0 * np.median(sample)) or 1.0
+        g = float(3.0 * np.nanmedian(sample)) if np.isfinite(sample).any() else 1.0
+        g = g if math.isfinite(g) and g > 0 else 1.0
     c = data.emi.shape[2] if data.emi is not None else 1
     e = np.ones(c, dtype=np.float32)
     if data.emi is not None:
@@ -192,7 +195,35 @@ def batch_tensors(
         ],
         dim=1,
     )
+    # a window at a scan's end: GPR keeps its NaN (the network's validity mask); EMI, which
+    # has no mask, is absent there, as the classifier treats it
+    emi_ok = torch.isfinite(emi).all(dim=2).all(dim=1)
+    present[:, 1] = present[:, 1] * emi_ok.to(present.dtype)
+    emi = torch.where(emi_ok[:, None, None], emi, torch.zeros_like(emi))
+    if not cfg.gpr_mask:
+        gpr_ok = torch.isfinite(gpr).all(dim=2).all(dim=1)
+        present[:, 0] = present[:, 0] * gpr_ok.to(present.dtype)
+        gpr = torch.where(gpr_ok[:, None, None], gpr, torch.zeros_like(gpr))
     return gpr, emi, present
+
+
+def drop_edges(
+    gpr: Tensor, share: float, gen: torch.Generator, keep_half: int = EDGE_CELLS
+) -> Tensor:
+    """A short scan's window: for ``share`` of the windows, the GPR positions beyond a random
+    along-track edge (on a random side, at least ``keep_half`` positions from the centre)
+    become NaN, as where a sweep ends (the network's validity mask)."""
+    n, n_pos = gpr.shape[0], gpr.shape[1]
+    half = n_pos // 2
+    cut = torch.rand(n, generator=gen) < share
+    if not bool(cut.any()) or half <= keep_half:
+        return gpr
+    depth = torch.randint(1, half - keep_half + 1, (n,), generator=gen)
+    left = torch.rand(n, generator=gen) < 0.5
+    pos = torch.arange(n_pos)[None, :]
+    gone = torch.where(left[:, None], pos < depth[:, None], pos >= n_pos - depth[:, None])
+    gone &= cut[:, None]
+    return gpr.masked_fill(gone[:, :, None], float("nan"))
 
 
 def augment(
@@ -206,7 +237,8 @@ def augment(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Window-level augmentation: gain, time shift, noise; modality dropout on present flags.
 
-    Lane-level variety (soil, wavelet, speed and trace spacing) comes from the simulator.
+    Lane-level variety (soil, wavelet, radar, speed and trace spacing) comes from the
+    simulator; short scans from :func:`drop_edges`.
     """
     n = gpr.shape[0]
     gain = 10 ** ((torch.rand(n, 1, 1, generator=gen) * 2 - 1) * s.gain_db / 20)
@@ -219,8 +251,10 @@ def augment(
     if s.noise > 0:
         gpr = gpr + s.noise * gpr_scale * torch.randn(gpr.shape, generator=gen)
         emi = emi + s.noise * emi_scale * torch.randn(emi.shape, generator=gen)
-    if s.modality_dropout > 0 and bool((present.sum(1) == 2).all()):
-        drop = torch.rand(n, generator=gen) < s.modality_dropout
+    if s.edge_drop > 0:
+        gpr = drop_edges(gpr, s.edge_drop, gen)
+    if s.modality_dropout > 0 and bool((present.sum(1) == 2).any()):
+        drop = (torch.rand(n, generator=gen) < s.modality_dropout) & (present.sum(1) == 2)
         which = torch.randint(0, 2, (n,), generator=gen)
         present = present.clone()
         present[drop & (which == 0), 0] = 0.0

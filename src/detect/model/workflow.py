@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from detect.config import ConfigError, to_dict
@@ -131,6 +132,7 @@ def base_recipe(cfg: Any) -> LaneRecipe:
         soils=tuple(t.get("soils") or ()),
         wavelet_jitter=float(t.get("wavelet_jitter", 0.0)),
         stretch_jitter=float(t.get("stretch_jitter", 0.0)),
+        radar_jitter=float(t.get("radar_jitter", 0.0)),
         label_from_edge=str(t.get("label_halo_from", "centre")) == "edge",
         label_guard_m=None if t.get("label_guard_m") is None else float(t.label_guard_m),
     )
@@ -248,7 +250,16 @@ def net_config(cfg: Any, variant: str, spec: WindowSpec) -> NetConfig:
         use_emi=use_emi,
         width=int(m.get("width", 16)),
         dropout=float(m.get("dropout", 0.1)),
+        gpr_mask=bool(m.get("gpr_mask", True)),
     )
+
+
+def _scorable(ws: WindowSet, net_cfg: NetConfig) -> WindowSet:
+    from detect.model.dataset import sensors_present
+
+    have = sensors_present(ws)
+    keep = (have["gpr"] & net_cfg.use_gpr) | (have["emi"] & net_cfg.use_emi)
+    return ws if keep.all() else ws.subset(np.flatnonzero(keep))
 
 
 def train_variant(
@@ -263,6 +274,9 @@ def train_variant(
     spec = window_spec_from_cfg(cfg)
     s = TrainSettings.from_mapping(to_dict(cfg.train))
     net_cfg = net_config(cfg, variant, spec)
+    # windows at a lane's end that none of this model's sensors can score (the EMI has no
+    # validity mask) teach nothing: left out
+    train, val, cal = (_scorable(ws, net_cfg) for ws in (train, val, cal))
     t0 = time.monotonic()
     net, hist = fit(net_cfg, train, val, s, out_dir, resume)
     model = CalibratedNet(net)
@@ -279,6 +293,15 @@ def train_variant(
     return model, info
 
 
+def _envelope(cfg: Any) -> dict[str, Any] | None:
+    """The radars the weights were trained on (None: the nominal simulated radar only)."""
+    from detect.model.envelope import RadarEnvelope
+
+    if float(cfg.train.get("radar_jitter", 0.0)) <= 0:
+        return None
+    return RadarEnvelope().to_dict()
+
+
 def card_for(
     cfg: Any, variant: str, info: Mapping[str, Any], plan: DataPlan, n: Mapping[str, int]
 ) -> dict[str, Any]:
@@ -292,6 +315,7 @@ def card_for(
         ),
         "classes": list(__import__("detect.blocks", fromlist=["CLASSES"]).CLASSES),
         "preprocessing": preprocessing_from_cfg(cfg),
+        "envelope": _envelope(cfg),
         "offsets_m": dict(plan.train[0].offsets_m) if plan.train else {},
         "data": {
             "source": "simulated lanes (detect.sim), generated on the fly"
@@ -314,6 +338,8 @@ def card_for(
                     "modality_dropout",
                     "wavelet_jitter",
                     "stretch_jitter",
+                    "radar_jitter",
+                    "edge_drop",
                     "bg_keep",
                 )
             },
@@ -329,6 +355,10 @@ def card_for(
             "different mine density shifts P(mine) and needs recalibration on local data.",
             "Along-track only (one GPR channel, one EMI coil); no cross-track localisation.",
             "Trained for the default DSP chain and window grid; the card refuses any other.",
+            "Scores radars inside its envelope (see 'envelope'): measured from simulated "
+            "Ricker-source radars, not from real antennas; a real antenna's spectrum, ringing "
+            "and coupling differ, so a radar inside the envelope is scored but its figures "
+            "are not measured.",
             "Window-level P(mine) >= 0.5 misses a share of mine windows (see pd_at_0.5): set "
             "the alarm threshold from the lane-level Pd / FAR trade-off (detect evaluate), "
             "not at 0.5.",

@@ -109,6 +109,7 @@ def _default_mix() -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SimSettings:
+    engine: str = "analytic"  # analytic | gprmax (full-wave: detect.sim.fdtd)
     lane_length_m: float = 10.0
     lane_width_m: float = 1.0
     margin_m: float = 0.8
@@ -126,6 +127,8 @@ class SimSettings:
     odometer: OdometerSettings = field(default_factory=OdometerSettings)
 
     def __post_init__(self) -> None:
+        if self.engine not in ("analytic", "gprmax"):
+            raise SimConfigError(f"sim.engine = {self.engine!r}: must be analytic or gprmax")
         for name in self.soils:
             if name not in SOILS:
                 raise SimConfigError(

@@ -428,9 +428,9 @@ class DisplaySink(Sink):
 
     name = "display"
 
-    def __init__(self, display: Display) -> None:
+    def __init__(self, display: Display, early_cue: EarlyCue | None = None) -> None:
         self.display = display
-        self.early_cue = EarlyCue()
+        self.early_cue = early_cue if early_cue is not None else EarlyCue()
 
     def on_processed(self, block: Any) -> None:
         cue = getattr(self.display, "cue", None)

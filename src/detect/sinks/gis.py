@@ -10,21 +10,26 @@ the head's swept width). This module builds them from what a run knows:
 - the GPS fixes (host time, lat, lon).
 
 A position on the ground ``x`` (along-track m in epoch ``e``) is put on the map through the
-time the sensor was over it: fixes interpolated at the samples' host times give a centre line
-per epoch, and ``x`` is interpolated along it (on the first pass over ground the operator went
-back over). Epochs are separate along-track frames: each has its own line, never merged.
+time the sensor was over it: fixes interpolated at the samples' host times give where the GPS
+antenna was; the antenna's lever arm to that sensor (:class:`LeverArm`: ``align.gps_antenna_m``
+and the sensor's ``align.offsets_m``, turned by the direction of travel) moves it onto the
+ground under the sensor, which gives a centre line per epoch, and ``x`` is interpolated along
+it (on the first pass over ground the operator went back over). Epochs are separate
+along-track frames: each has its own line, never merged.
 A point or stretch beyond the ground with a GPS position by more than
 :data:`MAX_EXTRAPOLATE_M` is not placed: its feature has a null geometry and says why.
 Without any GPS fix the layers are written in a **local frame** (x = along-track m, y = 0 for
 epoch 0, ``-EPOCH_GAP_M`` per later epoch): every file and one log line say so.
 
 Files: ``alarms.geojson``, ``track.geojson``, ``covered.geojson``, ``not_covered.geojson``
-(RFC 7946; lon/lat rounded to 1e-7 deg, about 1 cm; a local frame to the mm) and
-``survey.gpkg`` with the four layers (needs the optional ``gis`` extra, pyogrio).
+(RFC 7946; lon/lat rounded to 1e-7 deg, about 1 cm; a local frame to the mm),
+``survey.gpkg`` with the four layers (needs the optional ``gis`` extra, pyogrio) and
+``track.csv``: the track's vertices with UTC and the run's monotonic time side by side.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import json
 import logging
@@ -32,7 +37,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -255,6 +260,37 @@ class Track:
 
 
 # --------------------------------------------------------------------------------------------
+# the head's geometry
+@dataclass(frozen=True)
+class LeverArm:
+    """Where the ground under the track's sensor is from the GPS antenna, in the head frame
+    (+forward = direction of travel, +right = the operator's right), as :meth:`detect.align.
+    Aligner.locate` places alarms: (sensor offset - antenna forward, -antenna right)."""
+
+    forward_m: float = 0.0
+    right_m: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.forward_m != 0.0 or self.right_m != 0.0
+
+    @classmethod
+    def from_source(cls, source: Mapping[str, Any], sensor: str) -> LeverArm:
+        """From the head geometry in ``alarms.json`` ``source`` (:func:`head_geometry`)."""
+        ant = source.get("gps_antenna_m") or (0.0, 0.0)
+        offsets = source.get("sensor_offsets_m") or {}
+        fwd, right = (float(v) for v in ant)
+        return cls(float(offsets.get(sensor, 0.0) or 0.0) - fwd, -right)
+
+
+def head_geometry(align: Mapping[str, Any]) -> dict[str, Any]:
+    """The head's geometry from the ``align`` settings, for ``alarms.json`` ``source``: the
+    GPS antenna's place (``gps_antenna_m``) and each sensor's along-track offset."""
+    fwd, right = (float(v) for v in (align.get("gps_antenna_m") or (0.0, 0.0)))
+    offsets = {str(k): float(v) for k, v in (align.get("offsets_m") or {}).items()}
+    return {"gps_antenna_m": [fwd, right], "sensor_offsets_m": offsets}
+
+
+# --------------------------------------------------------------------------------------------
 # geometry
 class _Line:
     """One epoch's centre line: ground position x -> (east, north) m from the origin."""
@@ -285,25 +321,43 @@ class _Line:
                         n[end] = self.n[a] + k * (self.n[a] - self.n[b])
         return e, n
 
+    def direction(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit (east, north) of increasing ``x`` (NaN where the line does not move): over
+        +-HEADING_BASELINE_M, so GPS noise between close fixes cannot turn it."""
+        lo, hi = self.span()
+        ea, na = self.at(np.clip(x - HEADING_BASELINE_M, lo, hi))
+        eb, nb = self.at(np.clip(x + HEADING_BASELINE_M, lo, hi))
+        de, dn = eb - ea, nb - na
+        norm = np.hypot(de, dn)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(norm > 0, de / norm, np.nan), np.where(norm > 0, dn / norm, np.nan)
+
     def strip(self, a: float, b: float, width_m: float) -> np.ndarray | None:
         """Closed ring (k, 2) of the strip ``[a, b]`` of the swept width; None if degenerate."""
         inner = self.x[(self.x > a) & (self.x < b)]
         xs = np.r_[a, inner, b]
         e, n = self.at(xs)
-        # the direction over +-HEADING_BASELINE_M: GPS noise between close fixes cannot
-        # turn the strip's edges
-        lo, hi = self.span()
-        ea, na = self.at(np.clip(xs - HEADING_BASELINE_M, lo, hi))
-        eb, nb = self.at(np.clip(xs + HEADING_BASELINE_M, lo, hi))
-        de, dn = eb - ea, nb - na
-        if len(xs) < 2:
+        ue, un = self.direction(xs)
+        if len(xs) < 2 or not np.isfinite(ue).all():
             return None
-        norm = np.hypot(de, dn)
-        if not (norm > 0).all():
-            return None
-        le, ln = -dn / norm * width_m / 2, de / norm * width_m / 2  # left of travel
+        le, ln = -un * width_m / 2, ue * width_m / 2  # left of travel
         ring = np.r_[np.c_[e + le, n + ln], np.c_[e - le, n - ln][::-1]]
         return np.vstack([ring, ring[:1]])
+
+
+def _to_sensor(
+    antenna: _Line, x: np.ndarray, e: np.ndarray, n: np.ndarray, lever: LeverArm
+) -> tuple[np.ndarray, np.ndarray]:
+    """Antenna positions (e, n) at ground positions ``x`` -> the ground under the sensor.
+
+    The head faces the direction of increasing ``x`` along the antenna's first pass (so an
+    operator backing up keeps the head's orientation); where that line does not move (one
+    fix, standing still) no direction is invented and the antenna position is kept."""
+    ue, un = antenna.direction(x)
+    ok = np.isfinite(ue)
+    de = np.where(ok, lever.forward_m * ue + lever.right_m * un, 0.0)
+    dn = np.where(ok, lever.forward_m * un - lever.right_m * ue, 0.0)
+    return e + de, n + dn
 
 
 @dataclass
@@ -334,10 +388,13 @@ def _interp_fixes(fx: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.interp(t, ft, fx[:, 1]), np.interp(t, ft, fx[:, 2]), placed
 
 
-def _lines(track: Track, frame: _Frame) -> dict[int, tuple[_Line, list[np.ndarray]]]:
-    """Per epoch: its centre line, and the track as walked: parts (k, 2) of (east, north),
-    split where the GPS has a gap. With GPS the vertices are the fixes (and the epoch's ends),
-    each at the ground position its time had: no 5-mm zig-zag between noisy fixes."""
+def _lines(
+    track: Track, frame: _Frame, lever: LeverArm | None = None
+) -> dict[int, tuple[_Line, list[np.ndarray]]]:
+    """Per epoch: its centre line, and the track as walked: parts (k, 4) of (east, north,
+    host time s, ground position m), split where the GPS has a gap. With GPS the vertices are
+    the fixes (and the epoch's ends), each at the ground position its time had (no 5-mm
+    zig-zag between noisy fixes), moved from the antenna to the ground under the sensor."""
     out: dict[int, tuple[_Line, list[np.ndarray]]] = {}
     sm = track.samples
     if not sm.size or (frame.origin is not None and not len(track.fixes)):
@@ -348,26 +405,29 @@ def _lines(track: Track, frame: _Frame) -> dict[int, tuple[_Line, list[np.ndarra
         t, x = sm[1, sel][order], sm[2, sel][order]
         if frame.origin is None:
             e, n = x, np.full_like(x, -EPOCH_GAP_M * ep)
-            out[int(ep)] = (_Line(x, e, n), [np.c_[e, n]])
+            out[int(ep)] = (_Line(x, e, n), [np.c_[e, n, t, x]])
             continue
         ft = track.fixes[:, 0]
         tv = np.unique(np.r_[t[0], ft[(ft > t[0]) & (ft < t[-1])], t[-1]])
         lat, lon, ok = _interp_fixes(track.fixes, tv)
         xv = np.interp(tv, t, x)
         e, n = lat_lon_to_enu(*frame.origin, lat, lon)
-        e, n = np.asarray(e), np.asarray(n)
-        line = _Line(xv[ok], e[ok], n[ok])
-        if line:  # the ends past the first/last fix (at most MAX_EXTRAPOLATE_M) as held
-            lo, hi = line.span()
+        e, n = np.array(e, dtype=np.float64), np.array(n, dtype=np.float64)
+        antenna = _Line(xv[ok], e[ok], n[ok])
+        if antenna:  # the ends past the first/last fix (at most MAX_EXTRAPOLATE_M) as held
+            lo, hi = antenna.span()
             first, last = np.flatnonzero(ok)[[0, -1]]
             ends = ~ok & (xv >= lo) & (xv <= hi)
             ends &= (np.arange(len(ok)) < first) | (np.arange(len(ok)) > last)
             if ends.any():
-                e[ends], n[ends] = line.at(xv[ends])
+                e[ends], n[ends] = antenna.at(xv[ends])
                 ok = ok | ends
+            if lever:
+                e[ok], n[ok] = _to_sensor(antenna, xv[ok], e[ok], n[ok], lever)
+        line = _Line(xv[ok], e[ok], n[ok])
         cuts = np.flatnonzero(np.diff(ok.astype(np.int8)) != 0) + 1
         parts = [
-            np.c_[e[a:b], n[a:b]]
+            np.c_[e[a:b], n[a:b], tv[a:b], xv[a:b]]
             for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(tv)], strict=True)
             if ok[a]
         ]
@@ -394,15 +454,7 @@ def _collection(
 
 # --------------------------------------------------------------------------------------------
 # the layers
-def survey_layers(
-    alarms: Sequence[Mapping[str, Any]],
-    coverage: Sequence[Mapping[str, Any]],
-    track: Track,
-    utc: UtcClock | None,
-    width_m: float = DEFAULT_SWEPT_WIDTH_M,
-    meta: Mapping[str, Any] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """The four layers as GeoJSON FeatureCollections (see the module doc)."""
+def _frame_of(alarms: Sequence[Mapping[str, Any]], track: Track) -> _Frame:
     fx = track.fixes
     have_gps = len(fx) > 0 or any(a.get("lat") is not None for a in alarms)
     if len(fx):
@@ -410,13 +462,29 @@ def survey_layers(
     else:
         first = next((a for a in alarms if a.get("lat") is not None), None)
         origin = (float(first["lat"]), float(first["lon"])) if first else None
-    frame = _Frame(origin if have_gps else None)
-    lines = _lines(track, frame)
+    return _Frame(origin if have_gps else None)
+
+
+def survey_layers(
+    alarms: Sequence[Mapping[str, Any]],
+    coverage: Sequence[Mapping[str, Any]],
+    track: Track,
+    utc: UtcClock | None,
+    width_m: float = DEFAULT_SWEPT_WIDTH_M,
+    meta: Mapping[str, Any] | None = None,
+    lever: LeverArm | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The four layers as GeoJSON FeatureCollections (see the module doc). ``lever``: from
+    the GPS antenna to the ground under ``track.sensor`` (None: the antenna is over it)."""
+    frame = _frame_of(alarms, track)
+    lines = _lines(track, frame, lever)
     common = {
         **dict(meta or {}),
         "utc_from": utc.source if utc else "unknown: no GPS time nor run start known",
         "swept_width_m": r_m(width_m),
         "track_sensor": track.sensor or None,
+        # the antenna -> sensor move applied to the centre line (alarm lat/lon: by the pipeline)
+        "lever_arm_m": None if frame.local else [r_m(v) for v in astuple(lever or LeverArm())],
     }
     return {
         "alarms": _collection(_alarm_features(alarms, lines, frame, utc), common, frame),
@@ -485,7 +553,7 @@ def _track_features(
         if not parts:
             continue
         t = np.sort(sm[1, sm[0] == ep])
-        length = sum(float(np.hypot(*np.diff(p, axis=0).T).sum()) for p in parts)
+        length = sum(float(np.hypot(*np.diff(p[:, :2], axis=0).T).sum()) for p in parts)
         props = {
             "epoch": ep,
             "start_utc": utc.utc(t[0]) if utc else None,
@@ -548,6 +616,44 @@ def _strip_features(
 
 # --------------------------------------------------------------------------------------------
 # files
+TRACK_CSV_FIELDS = ("epoch", "time_s", "utc", "position_m")
+
+
+def track_rows(
+    alarms: Sequence[Mapping[str, Any]],
+    track: Track,
+    utc: UtcClock | None,
+    lever: LeverArm | None = None,
+) -> tuple[list[str], list[list[Any]]]:
+    """(header, rows) of ``track.csv``: the track layer's vertices in the order walked, each
+    with its epoch, the run's monotonic time (``time_s``: host monotonic, or the recording's
+    own time base, as the alarms' ``time_s``), UTC (empty where unknown), along-track position
+    and map position (lon/lat, or x_m/y_m in the local frame)."""
+    frame = _frame_of(alarms, track)
+    header = [*TRACK_CSV_FIELDS, *(("x_m", "y_m") if frame.local else ("lon", "lat"))]
+    rows: list[list[Any]] = []
+    for ep, (_, parts) in _lines(track, frame, lever).items():
+        for p in parts:
+            coords = frame.coords(p[:, 0], p[:, 1])
+            t = np.round(p[:, 2], 6).tolist()
+            x = np.round(p[:, 3], 3).tolist()
+            rows += [
+                [ep, ti, (utc.utc(ti) if utc else None) or "", xi, *c]
+                for ti, xi, c in zip(t, x, coords, strict=True)
+            ]
+    return header, rows
+
+
+def write_track_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    tmp = Path(str(path) + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
 def write_layers(out_dir: Path, layers: Mapping[str, Mapping[str, Any]]) -> dict[str, Path]:
     """``<layer>.geojson`` for each layer, and ``survey.gpkg`` when pyogrio is installed."""
     paths: dict[str, Path] = {}
@@ -664,12 +770,16 @@ def write_survey(
     meta: dict[str, Any] = {"source": str(source.get("source") or source.get("path") or "")}
     if not bool((result.get("model") or {}).get("calibrated", True)):
         meta["calibration"] = "UNCALIBRATED"  # an anomaly score, not a probability; no class
+    alarms = list(result.get("alarms") or [])
+    lever = LeverArm.from_source(source, track.sensor)
     layers = survey_layers(
-        list(result.get("alarms") or []), list(result.get("coverage") or []), track, utc, width,
-        meta,
-    )  # fmt: skip
+        alarms, list(result.get("coverage") or []), track, utc, width, meta, lever
+    )
     local = _is_local(layers)
     paths = write_layers(out_dir, layers)
+    paths["track.csv"] = write_track_csv(
+        out_dir / "track.csv", *track_rows(alarms, track, utc, lever)
+    )
     if local:
         log.warning("survey layers in %s: %s", out_dir, LOCAL_NOTE)
     log.info(

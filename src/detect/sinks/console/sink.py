@@ -54,11 +54,13 @@ class ConsoleSink(Sink):
     name = "console"
 
     def __init__(self, hub: Hub, server: Any = None, uncalibrated: bool = False,
-                 emit: Callable[..., None] | None = None) -> None:  # fmt: skip
+                 emit: Callable[..., None] | None = None,
+                 cue: EarlyCue | None = None) -> None:  # fmt: skip
         self.hub = hub
         #: the pipeline's ``SinkSet.emit``: outcomes go to the recording through it
         self.emit = emit
-        self.cue = EarlyCue()
+        #: the early cue (``alarm.cue`` settings: :meth:`EarlyCue.from_config`)
+        self.cue = cue if cue is not None else EarlyCue()
         self.server = server
         self.uncalibrated = uncalibrated
         self._gpr_scale = _Scale()
