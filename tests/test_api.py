@@ -249,3 +249,11 @@ def test_export_task_writes_an_onnx_file_with_the_card_and_prints_one_line(
     with pytest.raises(TaskError) as e:  # never overwritten
         export_task(detect.compose([f"output.path={out}", f"model.name={model_dir}"]))
     assert e.value.exit_code == EXIT_USAGE and "exists" in str(e.value)
+
+
+def test_scan_takes_the_configured_walking_speed_for_a_time_triggered_file() -> None:
+    f = real_file("rd3/impdar/ten_col.rd3")  # MALA, one trace every 0.1 s, no spacing
+    res = detect.scan(f, overrides=["input.walking_speed_m_s=1.0"])
+    assert res.source["trace_spacing_m"] == pytest.approx(0.1)
+    assert "walking speed 1 m/s" in res.source["trace_spacing_from"]
+    assert detect.scan(f).source["trace_spacing_m"] == pytest.approx(0.05)  # the 0.5 m/s default

@@ -433,8 +433,11 @@ def scan(
     what was processed before it.
     """
     p = Path(path)
+    walk = (config if config is not None else compose(overrides)).input.get("walking_speed_m_s")
     try:
-        items, info, spacing = file_items(p, format, trace_spacing_m, channel=channel)
+        items, info, spacing = file_items(
+            p, format, trace_spacing_m, channel=channel, walking_speed_m_s=walk
+        )
     except DetectError:
         raise
     except Exception as exc:  # a reader that breaks on this file: one line, never a traceback

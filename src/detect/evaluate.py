@@ -111,7 +111,11 @@ def simulated_lanes(
 
 
 def recorded_lanes(
-    path: Path, truth_csv: str | None, width_m: float | None, trace_spacing_m: float | None
+    path: Path,
+    truth_csv: str | None,
+    width_m: float | None,
+    trace_spacing_m: float | None,
+    walking_speed_m_s: float | None = None,
 ) -> list[LaneData]:
     """Session files (truth inside or beside) or other GPR files with a truth CSV."""
     if not path.exists():
@@ -125,7 +129,7 @@ def recorded_lanes(
         raise SettingsError(f"evaluate.lanes: no lane files in {path}")
     out = []
     for f in files:
-        blocks, gps, truth, info = _read_lane_file(f, trace_spacing_m)
+        blocks, gps, truth, info = _read_lane_file(f, trace_spacing_m, walking_speed_m_s)
         t = find_truth(f, truth_csv)
         if t is not None:
             truth = t
@@ -173,7 +177,7 @@ def recorded_lanes(
 
 
 def _read_lane_file(
-    f: Path, trace_spacing_m: float | None
+    f: Path, trace_spacing_m: float | None, walking_speed_m_s: float | None = None
 ) -> tuple[list[Any], list[GpsFix], list[dict[str, Any]] | None, dict[str, Any]]:
     if f.suffix.lower() in (".h5", ".hdf5"):
         from detect.io.session import SessionReader
@@ -188,7 +192,7 @@ def _read_lane_file(
             raise SettingsError(f"{f}: not a readable session file ({exc})") from exc
     from detect.engine.items import file_items
 
-    items, info, _ = file_items(f, None, trace_spacing_m)
+    items, info, _ = file_items(f, None, trace_spacing_m, walking_speed_m_s=walking_speed_m_s)
     blocks = [i for i in items if isinstance(i, (GprBlock, MdBlock))]
     return _merge_pieces(blocks), [i for i in items if isinstance(i, GpsFix)], None, info
 
@@ -620,6 +624,7 @@ def lanes_from_cfg(cfg: Any) -> tuple[list[LaneData], list[LaneData], dict[str, 
             e.truth_csv,
             e.swept_width_m,
             cfg.input.get("trace_spacing_m"),
+            cfg.input.get("walking_speed_m_s"),
         )
         n_cal = round(len(lanes) * float(e.calibration_fraction))
         if n_cal and n_cal == len(lanes):
