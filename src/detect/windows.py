@@ -93,6 +93,14 @@ class WindowSpec:
 EDGE_CELLS = 4
 
 
+def gpr_present(gpr: np.ndarray) -> np.ndarray:
+    """Per GPR window ``(n, n_pos, samples)``: data on :data:`EDGE_CELLS` positions each side
+    of the centre (NaN elsewhere is the network's validity mask). The one rule for whether a
+    window has the GPR: the classifier's presence flag, coverage and the training sets."""
+    h = gpr.shape[1] // 2
+    return np.isfinite(gpr[:, h - EDGE_CELLS : h + EDGE_CELLS]).any(axis=2).all(axis=1)
+
+
 def resample_time(gpr: np.ndarray, n_out: int) -> np.ndarray:
     """Traces ``(n, n_samples)`` onto ``n_out`` samples over the same time window.
 

@@ -55,7 +55,7 @@ from detect.model.scorers import (
 from detect.sinks.base import Sink
 from detect.sinks.display import Display, DisplaySink, PlainDisplay, Status
 from detect.sinks.recorder import RecorderSink
-from detect.windows import EDGE_CELLS
+from detect.windows import gpr_present
 
 log = logging.getLogger(__name__)
 
@@ -309,11 +309,8 @@ class Pipeline:
             patch = patches[s]
             if patch is None:
                 continue
-            if s == "gpr":  # NaN is the network's mask: data on EDGE_CELLS each side, as trained
-                near = patch[:, spec.half - EDGE_CELLS : spec.half + EDGE_CELLS]
-                has = np.isfinite(near).any(axis=2).all(axis=1)
-            else:
-                has = np.isfinite(patch).all(axis=(1, 2))
+            # the GPR's NaN is the network's mask (windows.gpr_present); the EMI has none
+            has = gpr_present(patch) if s == "gpr" else np.isfinite(patch).all(axis=(1, 2))
             used = has & np.isfinite(p)
             if used.any():
                 # the ground a scored window's centre cell stands for, per sensor it used

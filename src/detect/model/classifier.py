@@ -29,7 +29,7 @@ from detect.model.card import (
 )
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
 from detect.model.prediction import Prediction
-from detect.windows import EDGE_CELLS, WindowSpec
+from detect.windows import WindowSpec, gpr_present
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,7 @@ class Classifier:
                 # NaN samples are the validity mask the network reads; a window is GPR
                 # present with data on EDGE_CELLS positions each side of its centre (what
                 # training's edge cuts keep), absent otherwise
-                h = s.half
-                ok = np.isfinite(gpr[:, h - EDGE_CELLS : h + EDGE_CELLS]).any(axis=2).all(axis=1)
+                ok = gpr_present(gpr)
                 gpr = np.where(ok[:, None, None], gpr, 0.0).astype(np.float32)
             else:
                 ok = np.isfinite(gpr).all(axis=(1, 2))

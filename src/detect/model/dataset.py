@@ -26,6 +26,7 @@ from detect.windows import (
     WindowSpec,
     cut_emi,
     cut_gpr,
+    gpr_present,
     label_windows,
     resample_time,
 )
@@ -203,9 +204,7 @@ def sensors_present(ws: WindowSet) -> dict[str, np.ndarray]:
     n = len(ws)
     out = {"gpr": np.zeros(n, bool), "emi": np.zeros(n, bool)}
     if ws.gpr is not None:
-        h = ws.gpr.shape[1] // 2
-        near = ws.gpr[:, h - EDGE_CELLS : h + EDGE_CELLS]
-        out["gpr"] = np.isfinite(near).any(axis=2).all(axis=1)
+        out["gpr"] = gpr_present(ws.gpr)
     if ws.emi is not None:
         out["emi"] = np.isfinite(ws.emi).all(axis=(1, 2))
     return out
