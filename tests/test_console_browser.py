@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (Debian's chromium + chromium-driver, driven by
 Selenium; nothing downloads a browser) during a simulated run: the waterfall advances, an
-alarm shows within 1 s of the pipeline declaring it, a GPR unplug turns its tile FAULT
-within 1 s of its last data, and an acknowledged alarm's outcome lands in the run's files
+alarm shows within 1 s of the pipeline declaring it, a GPR unplug turns its tile FAULT and
+silences its tone within 1 s of its last data (the metal tone plays on; the radar tone comes
+back when it is plugged in again), and an acknowledged alarm's outcome lands in the run's files
 and in the session recording (``/outcomes``).
 
 The docs' screenshot (docs/img/console.png, with suspects and the CUE banner) is
@@ -71,14 +72,17 @@ def browser() -> Any:
 def test_console_live_in_chromium(tmp_path: Path, browser: Any) -> None:
     out = tmp_path / "run"
     js = browser.execute_script
-    # the simulated GPR cable comes out 10 s after the start and stays out
-    with ConsoleRun(out, 16.0, "source.fault_gpr_after_s=10", "source.fault_gpr_for_s=60") as run:
+    # the simulated GPR cable comes out 10 s after the start and goes back in 5 s later
+    with ConsoleRun(out, 20.0, "source.fault_gpr_after_s=10", "source.fault_gpr_for_s=5") as run:
         browser.get(run.url)
         browser.find_element("id", "sound-btn").click()  # Web Audio needs a user gesture
         cols = lambda: int(js("return +document.getElementById('waterfall').dataset.columns"))  # noqa: E731
         c0 = _until("radargram columns", cols)
         _until("the waterfall advancing", lambda: cols() > c0 + 10, 5.0)
         assert js("return document.getElementById('fault-banner').hidden")  # healthy start
+        gain = lambda tone: js(f"return window.__detectAudio.gain.{tone}")  # noqa: E731
+        _until("the radar tone playing", lambda: gain("radar") > 0, 5.0)
+        assert gain("metal") > 0
 
         jsonl = out / "alarms.jsonl"
         n0 = len(_alarm_ids(jsonl))
@@ -101,6 +105,16 @@ def test_console_live_in_chromium(tmp_path: Path, browser: Any) -> None:
         assert 0 < gap_ms <= 1000.0  # last radar data to the red tile
         banner = "return !document.getElementById('fault-banner').hidden"
         _until("the red SENSOR FAULT banner", lambda: js(banner), 1.0)
+        # no live-sounding radar from an unplugged sensor: its tone is silent within 1 s of
+        # its last data (page clock), and stays silent; the working metal detector's plays on
+        _until("the radar tone silent", lambda: gain("radar") == 0, 1.0)
+        off_ms = js("return window.__detectAudio.changedAt.radar - window.consoleState.lastGprAt")
+        assert 0 < off_ms <= 1000.0
+        time.sleep(0.5)
+        assert gain("radar") == 0 and gain("metal") > 0
+        # plugged in again: OK, and the radar tone follows its levels again
+        _until("GPR tile OK again", lambda: js(f"return {tile}.dataset.state") == "OK", 8.0)
+        _until("the radar tone back", lambda: gain("radar") > 0, 2.0)
     assert run.rc["rc"] != 0  # ground passed with the GPR out is not covered
     from detect.io.session import SessionReader
 

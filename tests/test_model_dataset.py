@@ -147,3 +147,82 @@ def test_field_recording_with_a_truth_csv_beside_it_trains(tmp_path) -> None:
     np.testing.assert_array_equal(recorded.cls, direct.cls)
     np.testing.assert_allclose(recorded.depth_m, direct.depth_m, rtol=1e-6)
     assert recorded.is_mine.sum() == direct.is_mine.sum() > 0
+
+
+def test_a_truth_csv_with_no_rows_labels_mine_free_ground(tmp_path) -> None:
+    """An empty truth table beside a recording (an empty-soil full-wave scene, a cleared
+    strip) is a label: every window is background. Without any table it cannot train."""
+    from detect.io.session import SessionWriter
+    from detect.model.dataset import session_windows
+    from detect.sim.settings import settings_from
+
+    s = settings_from({"n_targets_min": 0, "n_targets_max": 0, "lane_length_m": 3.0})
+    lane = sim_lane.simulate_lane(13, s, lane_index=0)
+    path = tmp_path / "clear.h5"
+    with SessionWriter(path, config={}, info={"emi_offset_m": s.head.emi_offset_m}) as w:
+        w.write(lane.gpr)
+        w.write(lane.emi)
+    dsp = {"gpr": [{"step": "dewow", "window_ns": 2.0}], "emi": []}
+    with pytest.raises(ValueError, match=r"clear_truth\.csv"):
+        session_windows(path, dsp, WindowSpec(), {"gpr": 0.0, "emi": 0.0})
+    write_truth_csv(tmp_path / "clear_truth.csv", [])
+    ws = session_windows(path, dsp, WindowSpec(), {"gpr": 0.0, "emi": 0.0})
+    assert len(ws) > 10
+    assert not ws.is_mine.any()
+
+
+def test_domain_randomised_lanes_keep_their_truth_and_only_training_gets_them() -> None:
+    """A domain-randomised lane has the same objects and labels (only the radar's picture
+    of them changes: echo gains and phases, spreading, a rougher surface); the validation,
+    calibration and held-out test lanes are the plain simulator."""
+    from dataclasses import replace
+
+    import detect
+    from detect.model.dataset import simulate_recipe_lane
+    from detect.model.workflow import base_recipe, data_plan, held_out_recipes
+
+    cfg = detect.compose(["train.lanes=4", "train.val_lanes=2", "train.cal_lanes=2"])
+    base = base_recipe(cfg)
+    plain = simulate_recipe_lane(replace(base, seed=3, lane_id=1, domain_jitter=0.0))
+    rand = simulate_recipe_lane(replace(base, seed=3, lane_id=1, domain_jitter=1.0))
+    assert rand.truth == plain.truth
+    assert rand.lane.scene.surface_m.values.std() > plain.lane.scene.surface_m.values.std()
+    assert not np.allclose(rand.lane.gpr.data, plain.lane.gpr.data)
+    plan = data_plan(cfg)
+    assert all(r.domain_jitter == 0.5 for r in plan.train)
+    assert all(r.domain_jitter == 0.0 for r in plan.val + plan.cal)
+    assert all(r.domain_jitter == 0.0 for r in held_out_recipes(cfg, 4))
+
+
+def _windows(n: int, emi: bool, value: float = 1.0) -> WindowSet:
+    rng = np.random.default_rng(n)
+    return WindowSet(
+        gpr=rng.standard_normal((n, 32, 16)).astype(np.float16),
+        emi=(value * rng.standard_normal((n, 32, 8))).astype(np.float32) if emi else None,
+        cls=np.zeros(n, np.int64),
+        depth_m=np.full(n, np.nan, np.float32),
+        lane=np.zeros(n, np.int64),
+        metal_g=np.full(n, np.nan, np.float32),
+        clutter_near=np.zeros(n, bool),
+        soil=np.array(["loam"] * n, dtype=object),
+    )
+
+
+def test_joining_a_gpr_only_recording_keeps_the_emi_of_the_other_windows() -> None:
+    """Simulated lanes (GPR + EMI) joined with a GPR-only recording: the lanes keep their
+    EMI, the recording's windows have none (NaN, absent), and the EMI input scale comes
+    from the windows that have it."""
+    from detect.model.dataset import sensors_present
+    from detect.model.train import fit_input_scales
+
+    lanes, rec = _windows(50, emi=True, value=0.01), _windows(20, emi=False)
+    both = WindowSet.concat([lanes, rec])
+    assert both.emi is not None and both.emi.shape == (70, 32, 8)
+    np.testing.assert_array_equal(both.emi[:50], lanes.emi)
+    have = sensors_present(both)
+    assert have["emi"][:50].all() and not have["emi"][50:].any()
+    assert have["gpr"].all()
+    _, e_both = fit_input_scales(both)
+    _, e_lanes = fit_input_scales(lanes)
+    np.testing.assert_allclose(e_both, e_lanes, rtol=0.2)
+    assert np.all(e_both < 0.1)  # 3 x median |x| of values ~0.01, not the fallback 1.0

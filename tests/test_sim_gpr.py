@@ -210,3 +210,57 @@ def test_wavelet_bank_zero_attenuation_is_a_unit_ricker() -> None:
     ricker = (1 - 2 * a) * np.exp(-a)
     core = np.abs(t) < 0.8
     np.testing.assert_allclose(w[core], ricker[core], atol=2e-3)
+
+
+# --------------------------------------------------------------------------- domain randomisation
+
+
+def test_randomisation_off_by_default_leaves_the_simulator_unchanged() -> None:
+    scene = canonical_scene([place("pmn", 1.0, 0.06)], "loam")
+    traj = line(0.05)
+    off = dataclasses.replace(QUIET, echo_gain_sigma=0.0, echo_phase_deg=0.0)
+    a = simulate_gpr(scene, traj, QUIET, np.random.default_rng(0))
+    b = simulate_gpr(scene, traj, off, np.random.default_rng(0))
+    assert np.array_equal(a, b)
+
+
+def test_an_echo_turned_in_phase_is_the_hilbert_rotation_of_the_plain_echo() -> None:
+    """Each object's echo with a phase draw ``a`` equals ``cos a e - sin a H(e)`` of the
+    plain echo ``e`` (scipy's Hilbert transform as the reference), times its gain draw."""
+    from scipy.signal import hilbert
+
+    scene = canonical_scene([place("tm62m", 1.0, 0.10)], "moist_sand")
+    traj = line(0.05)
+    g = dataclasses.replace(QUIET, echo_gain_sigma=0.5, echo_phase_deg=90.0)
+    rng = np.random.default_rng(42)
+    gain = float(np.exp(rng.normal(0.0, 0.5)))
+    angle = math.radians(float(rng.uniform(-1.0, 1.0)) * 90.0)
+    plain = echo_only(scene, traj)
+    full = simulate_gpr(scene, traj, g, np.random.default_rng(42)).astype(np.float64)
+    bare = simulate_gpr(
+        dataclasses.replace(scene, targets=()), traj, QUIET, np.random.default_rng(0)
+    )
+    turned = full - bare
+    n = plain.shape[1]
+    h = np.imag(hilbert(plain, N=4 * n, axis=1)[:, :n])
+    for sign in (1.0, -1.0):  # the rotation's sense is a convention; one of them must hold
+        expect = gain * (np.cos(angle) * plain + sign * np.sin(angle) * h)
+        inner = slice(30, n - 30)
+        if np.allclose(turned[:, inner], expect[:, inner], atol=0.02 * np.abs(plain).max()):
+            break
+    else:
+        raise AssertionError("the turned echo is not a Hilbert rotation of the plain one")
+
+
+def test_spreading_power_half_is_the_square_root_of_the_3d_spreading() -> None:
+    """At nadir the echo of a point at (one-way) range r scales as (r_ref / (r_ref + r))^p."""
+    from detect.sim.gpr import R_REF_M
+
+    scene = canonical_scene([point(1.0, 0.15)], "dry_sand")
+    traj = line(0.05)
+    e1 = echo_only(scene, traj)
+    e_half = echo_only(scene, traj, dataclasses.replace(QUIET, spreading_power=0.5))
+    i = int(np.argmin(np.abs(traj.x_m - 1.0)))
+    r = 0.05 + 0.15  # air then soil path at nadir, one way
+    ratio = np.abs(e_half[i]).max() / np.abs(e1[i]).max()
+    assert ratio == pytest.approx((R_REF_M / (R_REF_M + r)) ** -0.5, rel=0.02)

@@ -241,6 +241,17 @@ class ConsoleSettings:
     open_browser: bool = val(False)
 
 
+@dataclass
+class SoundSettings:
+    """The console's sounds on the laptop's own speaker (``detect run`` / ``replay``;
+    README "Console"): needs the ``sound`` extra (sounddevice + PortAudio)."""
+
+    speaker: bool = val(False)
+    volume: float = val(0.6, 0, 1)
+    #: None: the default output; an index or part of a name (``python -m sounddevice``)
+    device: str | None = val(None)
+
+
 EMULATED_DEVICES = ("sensor_head", "ascii_emi", "magnetometer", "gps_nmea", "gps_ubx", "spidar")
 
 
@@ -393,6 +404,9 @@ class SimGpr:
     jitter_ns: float = val(0.002, 0)
     time_zero_drift_ns: float = val(0.01, 0)
     heterogeneity: bool = val(True)
+    echo_gain_sigma: float = val(0.0, 0, 3)
+    echo_phase_deg: float = val(0.0, 0, 180)
+    spreading_power: float = val(1.0, 0, 2)
 
 
 @dataclass
@@ -526,8 +540,11 @@ class TrainConf:
     wavelet_jitter: float = val(0.2, 0, 1)
     stretch_jitter: float = val(0.03, 0, 0.5)
     radar_jitter: float = val(0.6, 0, 1)
+    domain_jitter: float = val(0.5, 0, 1)
     edge_drop: float = val(0.2, 0, 1)
     sessions: list[str] | None = val(None)
+    session_repeat: int = val(1, 1, 1000)
+    cal_sessions: list[str] | None = val(None)
     variants: list[str] | None = val(None)
     out_dir: str | None = val(None)
     models_dir: str | None = val(None)
@@ -548,6 +565,7 @@ class DetectConfig:
     output: OutputSettings = section(OutputSettings)
     replay: ReplaySettings = section(ReplaySettings)
     console: ConsoleSettings = section(ConsoleSettings)
+    sound: SoundSettings = section(SoundSettings)
     info: InfoSettings = section(InfoSettings)
     emulate: EmulateSettings = section(EmulateSettings)
     window: WindowSettings = section(WindowSettings)

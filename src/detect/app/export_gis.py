@@ -20,6 +20,7 @@ from detect.app.common import command
 from detect.errors import EXIT_USAGE, TaskError
 from detect.sinks.export import alarm_record
 from detect.sinks.gis import Track, head_geometry, utc_from_gps, utc_from_session, write_survey
+from detect.sinks.gis_reasons import health_records, segments_from_rows
 
 
 @command
@@ -81,21 +82,16 @@ def _read(rd: Any) -> tuple[dict[str, Any], Track, dict[str, Any]]:
         dtype=np.float64,
     ).reshape(-1, 4)
     record = rd.coverage_record()
-    coverage = [
-        {
-            "start_m": r["start_m"],
-            "end_m": r["end_m"],
-            "status": "not_covered",
-            "missing": [r["sensor"]],
-            "reason": r["reason"],
-            "epoch": r["epoch"],
-        }
-        for r in record.rows
-    ]
+    # one segment per stretch with every sensor missing there, as the live run writes it
+    coverage = segments_from_rows(record.rows)
     coverage += _covered_and_unrecorded(samples, coverage, record.recorded_to_m)
+    coverage.sort(key=lambda s: (s["epoch"], s["start_m"], s["end_m"]))
+    epoch_starts_s = [float(e[0].host_time_s) for e in rd.epochs()]
     doc = {
         "alarms": [alarm_record(a) for a in rd.alarms()],
         "coverage": coverage,
+        # the reasons of the not-covered stretches (detect.sinks.gis_reasons)
+        "health": health_records(_health(rd), epoch_starts_s),
         # the head's geometry as recorded (the GPS antenna's lever arm moves the centre line)
         "source": {
             "source": str(rd.path) if hasattr(rd, "path") else "",
@@ -104,6 +100,14 @@ def _read(rd: Any) -> tuple[dict[str, Any], Track, dict[str, Any]]:
         },
     }
     return doc, Track(fixes, samples, sensor), attrs
+
+
+def _health(rd: Any) -> list[Any]:
+    """The session's health events; none in a file without them (no reasons from them)."""
+    try:
+        return list(rd.health())
+    except KeyError:
+        return []
 
 
 def _covered_and_unrecorded(

@@ -103,6 +103,24 @@ def _start_console(cfg: Any, pipe: Pipeline, display: Display, out_dir: Path | N
     return server
 
 
+def _start_speaker(cfg: Any, pipe: Pipeline, display: Display) -> Any:
+    """The console's sounds on the laptop's speaker (``sound.*``); a speaker that cannot
+    play is one loud line (what to install, or the device's error), and the run goes on."""
+    s = cfg.get("sound") or {}
+    if not s.get("speaker"):
+        return None
+    from detect.sinks.speaker import SpeakerSink
+
+    sink = SpeakerSink(float(s.get("volume", 0.6)), s.get("device"),
+                       cue=EarlyCue.from_config(pipe.alarm_logic.config.cue))  # fmt: skip
+    why = sink.start()
+    if why is not None:
+        display.message(why, loud=True)
+        return None
+    pipe.add_sink(sink)
+    return sink
+
+
 def _threaded(source: Any) -> Any:
     """Paced sources read in their own thread (bounded queue); a fast source is read inline
     so that nothing is dropped when the pipeline is the slower side."""
@@ -138,6 +156,7 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bo
         raise
     out_dir = None if lock is None else lock.directory
     console = _start_console(cfg, pipe, display, out_dir)
+    speaker = _start_speaker(cfg, pipe, display)
     try:
         if out_dir is not None and (out_dir / "session.h5").exists():
             raise TaskError(
@@ -164,6 +183,8 @@ def _live(cfg: Any, source: Any, stem: str, duration_s: float | None, strict: bo
     finally:
         if console is not None:
             console.stop()
+        if speaker is not None:
+            speaker.close()  # after close_out this does nothing
         if lock is not None:
             lock.release()
     _print_summary(summary, display)

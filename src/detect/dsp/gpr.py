@@ -143,6 +143,49 @@ def centre_frequency_hz(data: np.ndarray, dt_ns: float) -> float | None:
     return float(f_hz[int(np.argmax(smooth))])
 
 
+def analytic(data: np.ndarray) -> np.ndarray:
+    """Analytic signal ``x + i H(x)`` along fast time, padded to twice the trace so the
+    FFT's wrap-around does not fold the end of a trace onto its start."""
+    n = data.shape[1]
+    return np.asarray(sps.hilbert(np.asarray(data, dtype=np.float64), N=2 * n, axis=1)[:, :n])
+
+
+def direct_wave_phasors(
+    data: np.ndarray, i0: int = 0, i1: int | None = None, upsample: int = 8
+) -> np.ndarray:
+    """Per trace, the complex amplitude of its strongest arrival (the direct wave of a raw
+    radar trace): the analytic signal at the envelope peak within samples ``i0:i1``,
+    after the trace's mean is removed. ``|z|`` is its amplitude, ``angle(z)`` its phase
+    (0 for a zero-phase positive wavelet, +-pi/2 for a doublet, pi for a negative one).
+    The traces are first band-limited-interpolated ``upsample`` times, so the peak is not
+    missed by up to half a sample (at 4 samples a period that would turn the phase by up
+    to 45 degrees)."""
+    x = np.asarray(data, dtype=np.float64)[:, i0:i1]
+    x = x - x.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    if n == 0:
+        return np.full(x.shape[0], np.nan, np.complex128)
+    spec = np.fft.fft(x, 2 * n, axis=1)  # twice the length: no wrap-around
+    spec[:, 1:n] *= 2.0  # analytic signal: positive frequencies doubled, negative zeroed
+    spec[:, n + 1 :] = 0.0
+    m = 2 * n * upsample
+    padded = np.zeros((x.shape[0], m), np.complex128)
+    padded[:, : n + 1] = spec[:, : n + 1]
+    a = np.fft.ifft(padded, axis=1)[:, : n * upsample] * upsample
+    k = np.argmax(np.abs(a), axis=1)
+    return a[np.arange(a.shape[0]), k]
+
+
+def rotate_and_scale(data: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``Re(analytic(x) * conj(ref)) / |ref|^2`` per trace: amplitude in units of the
+    reference, its phase turned to zero (``ref``: one complex value per trace; a trace
+    with no reference yet, 0, becomes zeros: flat traces before the first arrival)."""
+    a = analytic(data)
+    r = np.asarray(ref, dtype=np.complex128)[:, None]
+    mag2 = np.abs(r) ** 2
+    return np.where(mag2 > 0, np.real(a * np.conj(r)) / np.where(mag2 > 0, mag2, 1.0), 0.0)
+
+
 def resample_fast_time(data: np.ndarray, n_out: int) -> np.ndarray:
     """Resample each trace to ``n_out`` samples over the same window, with anti-alias FIR
     (polyphase, Kaiser window; zero-phase, so sample 0 stays at the same time).
@@ -459,6 +502,65 @@ class TimeAxis(_LinearStep):
 
     def out_header(self, n_samples: int, header: GprHeader) -> tuple[float, float]:
         return self.out_dt_ns(), -float(self.p["start_ns"])
+
+
+@register
+class DirectWaveReference(Step):
+    """Puts every radar's amplitudes and phase in one frame: the direct wave's.
+
+    The raw units of a radar are its own (16- or 32-bit counts, volts, V/m of a
+    simulation) and so is its wavelet's phase (a Ricker, a doublet, an inverted antenna).
+    The model sees data divided by the amplitude of the direct wave (transmitter to
+    receiver, the strongest arrival of a raw trace) and turned by its phase, so that the
+    direct wave is a zero-phase positive pulse of height 1 and a reflection keeps its sign
+    relative to it (metal, and a plastic case in wet soil, of opposite signs). The
+    reference is measured on the first ``n_traces`` traces of the stream that have an
+    arrival (amplitude: the median; phase: the mean direction), trace by trace: trace
+    ``i`` uses those up to ``i``, so any chunking gives the same output; then it is
+    fixed. Flat traces before the first arrival become zeros.
+    """
+
+    name = "reference"
+    PARAMS: ClassVar[dict[str, Param]] = {
+        "n_traces": Param(16, int, 1),
+        "search_start_ns": Param(0.0, float, 0.0),
+        "search_end_ns": Param(None, float, 0.0, lo_open=True, nullable=True),
+    }
+
+    def reset(self) -> None:
+        self.seen = np.empty(0, np.complex128)
+        self.reference: complex | None = None
+
+    def process(self, block: GprBlock) -> GprBlock:
+        if block.n == 0:
+            return block
+        n_ref = int(self.p["n_traces"])
+        if self.seen.size < n_ref:
+            h = block.header
+            i0 = min(round(self.p["search_start_ns"] / h.dt_ns), block.n_samples - 1)
+            end = self.p["search_end_ns"]
+            i1 = None if end is None else max(round(end / h.dt_ns), i0 + 1)
+            z = direct_wave_phasors(block.data, i0, i1)
+            ok = np.isfinite(z) & (np.abs(z) > 0)
+            count = np.minimum(self.seen.size + np.cumsum(ok), n_ref)
+            self.seen = np.concatenate([self.seen, z[ok]])[:n_ref]
+            table = prefix_references(self.seen)
+            refs = np.where(count > 0, table[np.maximum(count - 1, 0)], 0)
+            self.reference = complex(table[-1]) if table.size else None
+        else:
+            refs = np.full(block.n, self.reference, np.complex128)
+        return block.with_data(rotate_and_scale(block.data, refs).astype(np.float32))
+
+
+def prefix_references(z: np.ndarray) -> np.ndarray:
+    """Entry ``k``: the reference from ``z[0..k]`` (median amplitude, mean direction)."""
+    m = z.size
+    if m == 0:
+        return np.zeros(0, np.complex128)
+    tri = np.tril(np.ones((m, m), bool))
+    amp = np.nanmedian(np.where(tri, np.abs(z)[None, :], np.nan), axis=1)
+    unit = z / np.abs(z)
+    return np.asarray(amp * np.exp(1j * np.angle(np.where(tri, unit[None, :], 0).sum(axis=1))))
 
 
 @register

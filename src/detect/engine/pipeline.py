@@ -54,6 +54,7 @@ from detect.model.scorers import (
 )
 from detect.sinks.base import Sink
 from detect.sinks.display import Display, DisplaySink, PlainDisplay, Status
+from detect.sinks.gis import host_clock_dates
 from detect.sinks.recorder import RecorderSink
 from detect.windows import gpr_present
 
@@ -113,6 +114,8 @@ class Pipeline:
         self.health_snapshots: dict[str, dict[str, Any]] = {}
         self.alarms: list[Alarm] = []
         self.health_events: list[HealthEvent] = []
+        #: host time each position epoch after the first began (health events -> epochs)
+        self.epoch_starts_s: list[float] = []
         self.n_faults = 0
         self.track_pos = array("d")
         self.track_p = array("d")
@@ -125,10 +128,11 @@ class Pipeline:
         self.rates: dict[str, tuple[float, int, float]] = {}  # watch.rate_hz
         self.t_start = clock()
         anchor = self.source_info.get("utc_anchor")
-        if anchor is None and self.source_info.get("host_clock"):
+        if anchor is None and host_clock_dates(self.source_info):
             anchor = (self.t_start, time.time())
         #: (monotonic s, UTC s) read together: an alarm's UTC is its host time plus this
-        #: offset (a recording gives its own); None for a file without one: no UTC guessed
+        #: offset (a recording gives its own); None for a file without one, or a simulation
+        #: faster than real time (its times are not our clock's): no UTC guessed
         self.utc_anchor = None if anchor is None else (float(anchor[0]), float(anchor[1]))
         self._last_display_s = -math.inf
         self._last_unplaced_warn_s = -math.inf
@@ -233,6 +237,7 @@ class Pipeline:
         new = self.finish()
         self.record_coverage_rest()
         self.epochs.next_epoch()
+        self.epoch_starts_s.append(float(marker.host_time_s))
         self.aligner = self.aligner.restarted()
         self.windows = WindowScheduler(self.spec, self.model_sensors, self.stride)
         for chain in self.chains.values():

@@ -11,6 +11,7 @@ import numpy as np
 from detect.blocks import SensorState
 from detect.sinks.display import Status
 from detect.sinks.export import result_dict
+from detect.sinks.gis_reasons import health_records
 
 
 def status(pipe: Any) -> Status:
@@ -83,7 +84,7 @@ def model_verdict(pipe: Any) -> dict[str, Any]:
 
 
 def result(pipe: Any) -> dict[str, Any]:
-    return result_dict(
+    doc = result_dict(
         pipe.alarms,
         np.frombuffer(pipe.track_pos, dtype=np.float64),
         np.frombuffer(pipe.track_p, dtype=np.float64),
@@ -92,3 +93,7 @@ def result(pipe: Any) -> dict[str, Any]:
         {**pipe.scorer.info(), **model_verdict(pipe)},
         pipe.summary(),
     )
+    # the sensors' state changes, where and in which position epoch: why ground was not
+    # covered (the survey package's reasons, as export-gis finds them in the session)
+    doc["health"] = health_records(pipe.health_events, pipe.epoch_starts_s)
+    return doc

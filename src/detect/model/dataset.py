@@ -73,10 +73,19 @@ class WindowSet:
         kw: dict[str, Any] = {}
         for f in fields(WindowSet):
             vals = [getattr(p, f.name) for p in parts]
-            if any(v is None for v in vals):
+            have = [v for v in vals if v is not None]
+            if not have:
                 kw[f.name] = None
-            else:
-                kw[f.name] = np.concatenate(vals)
+                continue
+            # a sensor some parts lack (a GPR-only recording among simulated lanes) is NaN
+            # there: absent for those windows only, as the classifier treats missing data
+            like = have[0]
+            kw[f.name] = np.concatenate(
+                [
+                    v if v is not None else np.full((len(p), *like.shape[1:]), np.nan, like.dtype)
+                    for v, p in zip(vals, parts, strict=True)
+                ]
+            )
         return WindowSet(**kw)
 
     def save(self, path: Path) -> None:
@@ -274,8 +283,28 @@ class LaneRecipe:
     wavelet_jitter: float = 0.0
     stretch_jitter: float = 0.0
     radar_jitter: float = 0.0
+    domain_jitter: float = 0.0
     label_from_edge: bool = False
     label_guard_m: float | None = None
+
+
+#: the simulator's domain randomisation on a ``domain_jitter`` lane (see GprSettings)
+DOMAIN_RANDOM: dict[str, float] = {"echo_gain_sigma": 0.7, "echo_phase_deg": 45.0}
+#: ... and its surface roughness scaled by up to this (a 2-D gprMax scene's rough surface
+#: leaves 2-4x the fast simulator's ground-bounce residual: scripts/fullwave_compare.py)
+ROUGHNESS_MAX = 3.0
+
+
+def rougher_scene(seed: int, sim: Mapping[str, Any], lane_id: int, scale: float) -> Any:
+    """The lane's own scene with its surface's relief scaled by ``scale``."""
+    from dataclasses import replace
+
+    from detect.sim.scene import Profile, make_scene
+    from detect.sim.settings import settings_from
+
+    scene = make_scene(seed, settings_from(sim), lane_id)
+    s = scene.surface_m
+    return replace(scene, surface_m=Profile(s.x0_m, s.step_m, s.values * scale))
 
 
 @dataclass(frozen=True)
@@ -314,7 +343,12 @@ def simulate_recipe_lane(r: LaneRecipe) -> RecipeLane:
             rng, dict(sim.get("gpr", {}) or {}), float(head.get("speed_m_s", 0.5)),
             RadarEnvelope(),
         )  # fmt: skip
-    lane = simulate_lane(r.seed, sim, lane_index=r.lane_id)
+    scene = None
+    if r.domain_jitter > 0 and rng.uniform() < r.domain_jitter:
+        sim["gpr"] = {**dict(sim.get("gpr", {}) or {}), **DOMAIN_RANDOM}
+        sim["gpr"]["spreading_power"] = float(rng.uniform(0.5, 1.0))
+        scene = rougher_scene(r.seed, sim, r.lane_id, float(rng.uniform(1.0, ROUGHNESS_MAX)))
+    lane = simulate_lane(r.seed, sim, lane_index=r.lane_id, scene=scene)
     stretch = float(np.exp(rng.uniform(-1, 1) * r.stretch_jitter)) if r.stretch_jitter else 1.0
     truth = list(lane.truth)
     soil = str(truth[0].get("soil", "")) if truth else str(sim.get("soils", [""])[0])
@@ -422,8 +456,9 @@ def session_windows(
     from detect.io.session import SessionReader
 
     reader = SessionReader(path)
-    truth = _truth_beside(Path(path)) or reader.truth()  # a CSV beside wins, as in evaluate
-    if not truth:
+    beside = _truth_beside(Path(path))  # a CSV beside wins, as in evaluate; empty: no object
+    truth = beside if beside is not None else reader.truth()
+    if beside is None and not truth:
         raise ValueError(
             f"{path}: no ground-truth table in the file and no {Path(path).stem}_truth.csv "
             "beside it; only labelled recordings can train"
@@ -433,7 +468,7 @@ def session_windows(
     offsets.update({str(k): float(v) for k, v in recorded.items()})
     if "emi_offset_m" in reader.info:
         offsets["emi"] = float(reader.info["emi_offset_m"])
-    soil = str(reader.info.get("soil", truth[0].get("soil", "")))
+    soil = str(reader.info.get("soil", truth[0].get("soil", "") if truth else ""))
     return lane_windows(
         reader.gpr(), reader.emi(), truth, dsp, offsets, spec, stride, lane_id, soil,
         label_from_edge=label_from_edge, label_guard_m=label_guard_m,
@@ -443,11 +478,14 @@ def session_windows(
 _TRUTH_NUMBERS = ("x_m", "y_m", "depth_m", "size_m", "metal_mass_g")
 
 
-def _truth_beside(path: Path) -> list[dict[str, Any]]:
-    """The truth CSV next to a recording, checked and with its numbers as floats ([] if none)."""
+def _truth_beside(path: Path) -> list[dict[str, Any]] | None:
+    """The truth CSV next to a recording, checked and with its numbers as floats (None if
+    there is none; [] for a table with no rows: ground labelled free of objects)."""
     from detect.io.truth import find_truth
 
-    rows = find_truth(path, None) or []
+    rows = find_truth(path, None)
+    if rows is None:
+        return None
     out = []
     for row in rows:
         typed: dict[str, Any] = dict(row)

@@ -161,7 +161,8 @@ def exit_if_left_process_group(code: int) -> None:
 
 
 def fit_input_scales(data: WindowSet) -> tuple[float, np.ndarray]:
-    """Robust input scales: 3 x median |x| (GPR overall, EMI per gate), never zero."""
+    """Robust input scales: 3 x median |x| (GPR overall, EMI per gate, over the windows
+    that have the EMI), never zero."""
     g = 1.0
     if data.gpr is not None:
         sample = np.abs(data.gpr[:: max(1, len(data) // 2000)].astype(np.float32))
@@ -171,7 +172,9 @@ def fit_input_scales(data: WindowSet) -> tuple[float, np.ndarray]:
     e = np.ones(c, dtype=np.float32)
     if data.emi is not None:
         sample = np.abs(data.emi[:: max(1, len(data) // 2000)])
-        e = (3.0 * np.median(sample, axis=(0, 1))).astype(np.float32)
+        ok = np.isfinite(sample).all(axis=(1, 2))  # windows without the EMI are NaN
+        if ok.any():
+            e = (3.0 * np.median(sample[ok], axis=(0, 1))).astype(np.float32)
         e[~(e > 0)] = 1.0
     return g, e
 

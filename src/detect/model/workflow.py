@@ -133,6 +133,7 @@ def base_recipe(cfg: Any) -> LaneRecipe:
         wavelet_jitter=float(t.get("wavelet_jitter", 0.0)),
         stretch_jitter=float(t.get("stretch_jitter", 0.0)),
         radar_jitter=float(t.get("radar_jitter", 0.0)),
+        domain_jitter=float(t.get("domain_jitter", 0.0)),
         label_from_edge=str(t.get("label_halo_from", "centre")) == "edge",
         label_guard_m=None if t.get("label_guard_m") is None else float(t.label_guard_m),
     )
@@ -143,7 +144,7 @@ def data_plan(cfg: Any) -> DataPlan:
     base = base_recipe(cfg)
     seed = int(t.get("seed", 0))
     share = float(t.get("clutter_share", 0.0))
-    plain = {"bg_keep": 1.0, "wavelet_jitter": 0.0, "stretch_jitter": 0.0}
+    plain = {"bg_keep": 1.0, "wavelet_jitter": 0.0, "stretch_jitter": 0.0, "domain_jitter": 0.0}
 
     def split(seed_: int, n: int, **kw: Any) -> list[LaneRecipe]:
         n_clutter = round(n * share)
@@ -174,7 +175,7 @@ def held_out_recipes(cfg: Any, n_lanes: int) -> list[LaneRecipe]:
 
     trained = set(base.soils) if base.soils else set(SOILS)
     unseen = tuple(s for s in TEST_SOILS_HELD_OUT if s in SOILS and s not in trained)
-    plain = {"bg_keep": 1.0, "wavelet_jitter": 0.0, "stretch_jitter": 0.0}
+    plain = {"bg_keep": 1.0, "wavelet_jitter": 0.0, "stretch_jitter": 0.0, "domain_jitter": 0.0}
     n_unseen = n_lanes // 4 if unseen else 0
     n_clutter = n_lanes // 4
     n_plain = n_lanes - n_unseen - n_clutter
@@ -319,8 +320,10 @@ def card_for(
         "offsets_m": dict(plan.train[0].offsets_m) if plan.train else {},
         "data": {
             "source": "simulated lanes (detect.sim), generated on the fly"
-            + (", plus labelled recordings (sessions)" if t.get("sessions") else ""),
+            + (", plus labelled recordings (sessions)" if t.get("sessions") else "")
+            + (", calibrated with labelled recordings too" if t.get("cal_sessions") else ""),
             "sessions": [str(x) for x in (t.get("sessions") or [])],
+            "cal_sessions": [str(x) for x in (t.get("cal_sessions") or [])],
             "train_lanes": len(plan.train),
             "val_lanes": len(plan.val),
             "cal_lanes": len(plan.cal),
@@ -339,7 +342,9 @@ def card_for(
                     "wavelet_jitter",
                     "stretch_jitter",
                     "radar_jitter",
+                    "domain_jitter",
                     "edge_drop",
+                    "session_repeat",
                     "bg_keep",
                 )
             },
@@ -408,11 +413,13 @@ def run_training(cfg: Any) -> int:
         plan = data_plan(cfg)
     except ConfigError as exc:
         raise SettingsError(str(exc)) from exc
-    if t.get("sessions"):
+    for key in ("sessions", "cal_sessions"):
+        if not t.get(key):
+            continue
         from detect.model.dataset import session_paths
 
         try:
-            session_paths(list(t.sessions))
+            session_paths(list(t[key]))
         except OSError as exc:
             raise SettingsError(str(exc)) from exc
     workers = int(t.get("workers", 0))
@@ -420,7 +427,10 @@ def run_training(cfg: Any) -> int:
     val = _windows("val", plan.val, workers, cache)
     cal = _windows("cal", plan.cal, workers, cache)
     if t.get("sessions"):
-        train = WindowSet.concat([train, _session_set(cfg, list(t.sessions))])
+        rec = _session_set(cfg, list(t.sessions))
+        train = WindowSet.concat([train] + [rec] * int(t.get("session_repeat", 1)))
+    if t.get("cal_sessions"):
+        cal = WindowSet.concat([cal, _session_set(cfg, list(t.cal_sessions))])
     n = {"train": len(train), "val": len(val), "cal": len(cal)}
     for variant in variants:
         vdir = out_dir / variant

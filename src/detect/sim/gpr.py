@@ -72,7 +72,9 @@ def ricker(t_ns: np.ndarray, centre_hz: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def wavelet_bank(centre_hz: float, dt_ns: float) -> WaveletBank:
+def wavelet_bank(centre_hz: float, dt_ns: float, quadrature: bool = False) -> WaveletBank:
+    """Pre-attenuated Ricker wavelets on a fine sub-sample grid; ``quadrature``: their
+    Hilbert transforms (a wavelet turned by phase ``a`` is ``cos a w + sin a H(w)``)."""
     half = math.ceil(3.0 / (centre_hz * 1e-9) / dt_ns)
     n_taps = 2 * half
     fine_dt = dt_ns / OVERSAMPLE
@@ -80,6 +82,8 @@ def wavelet_bank(centre_hz: float, dt_ns: float) -> WaveletBank:
     f_hz = np.fft.rfftfreq(n_fft, fine_dt * 1e-9)
     base = ricker_spectrum(f_hz, centre_hz)
     ref_peak = float(np.fft.irfft(base, n_fft)[0])
+    if quadrature:
+        base = base * -1j
     m = np.arange(n_taps) - half + 1
     frac = np.arange(OVERSAMPLE + 1)
     idx = (m[None, :] * OVERSAMPLE - frac[:, None]) % n_fft
@@ -92,11 +96,18 @@ def wavelet_bank(centre_hz: float, dt_ns: float) -> WaveletBank:
 
 
 def system_response(n_fft: int, dt_ns: float, g: GprSettings) -> np.ndarray:
-    """Spectrum of delta + damped ringing at 0.8 f_c (antenna/cable resonances)."""
+    """Spectrum of delta + damped ringing at 0.8 f_c (antenna/cable resonances).
+
+    ``g.ringing`` is the ringing's peak over the pulse's peak for a unit Ricker at
+    ``f_c``: a physical ratio, the same at any sample interval (a per-sample impulse
+    response of fixed height would ring louder the finer the sampling)."""
     t = np.arange(n_fft) * dt_ns
     ring = np.sin(2 * np.pi * 0.8 * g.centre_hz * 1e-9 * t) * np.exp(-t / g.ringing_tau_ns)
     ring[0] = 0.0
-    ring *= g.ringing / max(np.max(np.abs(ring)), 1e-12)
+    half = math.ceil(3.0 / (g.centre_hz * 1e-9) / dt_ns)
+    pulse = ricker((np.arange(2 * half + 1) - half) * dt_ns, g.centre_hz)
+    tail = np.convolve(pulse, ring[: n_fft // 2])
+    ring *= g.ringing / max(float(np.max(np.abs(tail))), 1e-12)
     h = ring.copy()
     h[0] += 1.0
     return np.fft.rfft(h)
@@ -110,14 +121,19 @@ class Echoes:
     t_ns: np.ndarray
     amp: np.ndarray
     q: np.ndarray
+    phase: np.ndarray | None = None  # radians; None: all zero-phase
 
     @staticmethod
     def concat(parts: list[Echoes]) -> Echoes:
+        phased = any(p.phase is not None for p in parts)
         return Echoes(
             np.concatenate([p.trace for p in parts]),
             np.concatenate([p.t_ns for p in parts]),
             np.concatenate([p.amp for p in parts]),
             np.concatenate([p.q for p in parts]),
+            np.concatenate([np.zeros(p.amp.size) if p.phase is None else p.phase for p in parts])
+            if phased
+            else None,
         )
 
 
@@ -152,12 +168,26 @@ class Reflectors:
     flat_m: np.ndarray
     size_m: np.ndarray
     extra_ns: np.ndarray
+    gain: np.ndarray
+    phase: np.ndarray | None = None
 
 
-def target_reflectors(targets: tuple[PlacedTarget, ...], eps_soil: float) -> Reflectors:
-    """Top (and, for dielectric bodies, bottom) interfaces of each object."""
+def target_reflectors(
+    targets: tuple[PlacedTarget, ...],
+    eps_soil: float,
+    g: GprSettings | None = None,
+    rng: np.random.Generator | None = None,
+) -> Reflectors:
+    """Top (and, for dielectric bodies, bottom) interfaces of each object; with ``g``'s
+    domain randomisation on and ``rng``, one gain and phase draw per object."""
     rows = []
+    randomise = g is not None and rng is not None and (g.echo_gain_sigma or g.echo_phase_deg)
     for t in targets:
+        gain, phase = 1.0, 0.0
+        if randomise:
+            assert g is not None and rng is not None
+            gain = float(np.exp(rng.normal(0.0, g.echo_gain_sigma)))
+            phase = math.radians(float(rng.uniform(-1.0, 1.0)) * g.echo_phase_deg)
         k = t.kind
         ax = np.asarray(t.axis)
         if k.shape == "rod":
@@ -168,20 +198,24 @@ def target_reflectors(targets: tuple[PlacedTarget, ...], eps_soil: float) -> Ref
         flat = 0.35 * along if k.shape in ("disc", "box", "rod") else 0.15 * along
         size = max(along, t.diameter_m)
         r_top = reflection_coefficient(eps_soil, k.eps_body)
-        rows.append((t.x_m, t.y_m, t.depth_m, r_top, flat, size, 0.0))
+        rows.append((t.x_m, t.y_m, t.depth_m, r_top, flat, size, 0.0, gain, phase))
         if k.eps_body is not None:
             r_bot = -r_top * (1.0 - r_top**2)
             extra = 2.0 * vertical * math.sqrt(k.eps_body) / C0_M_NS
-            rows.append((t.x_m, t.y_m, t.depth_m, r_bot, flat, size, extra))
-    arr = np.array(rows, dtype=float).reshape(-1, 7)
-    return Reflectors(*(arr[:, i].copy() for i in range(7)))
+            rows.append((t.x_m, t.y_m, t.depth_m, r_bot, flat, size, extra, gain, phase))
+    arr = np.array(rows, dtype=float).reshape(-1, 9)
+    c = [arr[:, i].copy() for i in range(9)]
+    return Reflectors(
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], phase=c[8] if randomise else None
+    )
 
 
 def scatterer_reflectors(scat: np.ndarray) -> Reflectors:
     n = scat.shape[0]
     return Reflectors(
-        scat[:, 0], scat[:, 1], scat[:, 2], scat[:, 3], np.zeros(n), np.full(n, 0.02), np.zeros(n)
-    )
+        scat[:, 0], scat[:, 1], scat[:, 2], scat[:, 3], np.zeros(n), np.full(n, 0.02),
+        np.zeros(n), np.ones(n),
+    )  # fmt: skip
 
 
 def _reflector_echoes(
@@ -220,14 +254,16 @@ def _reflector_echoes(
         * t2
         * size_f
         * beam
-        * (R_REF_M / (R_REF_M + sa + sb))
+        * (R_REF_M / (R_REF_M + sa + sb)) ** g.spreading_power
         * np.exp(-2.0 * soil.alpha_np_m * sb)
+        * r.gain[ri]
     )
     tau_soil_ns = 2.0 * sb / v + r.extra_ns[ri]
     t_ns = g.time_zero_ns + 2.0 * sa / C0_M_NS + tau_soil_ns
     q = math.pi * g.centre_hz * 1e-9 * tau_soil_ns / soil.q
     keep = np.abs(amp) > MIN_ECHO * g.coupling
-    return Echoes(tr[keep].astype(np.int64), t_ns[keep], amp[keep], q[keep])
+    phase = None if r.phase is None else r.phase[ri][keep]
+    return Echoes(tr[keep].astype(np.int64), t_ns[keep], amp[keep], q[keep], phase)
 
 
 def layer_and_ground_echoes(scene: Scene, traj: Trajectory, g: GprSettings) -> Echoes:
@@ -256,8 +292,20 @@ def layer_and_ground_echoes(scene: Scene, traj: Trajectory, g: GprSettings) -> E
 
 
 def render(echoes: Echoes, n_traces: int, g: GprSettings) -> np.ndarray:
-    """Sum the echoes' wavelets into ``(n_traces, n_samples)`` (float64)."""
-    bank = wavelet_bank(g.centre_hz, g.dt_ns)
+    """Sum the echoes' wavelets into ``(n_traces, n_samples)`` (float64); echoes with a
+    phase are the sum of the wavelet and its quadrature, weighted by cos and sin."""
+    if echoes.phase is None or not np.any(echoes.phase):
+        return _render(echoes, n_traces, g, False)
+    ph = echoes.phase
+    return _render(
+        Echoes(echoes.trace, echoes.t_ns, echoes.amp * np.cos(ph), echoes.q), n_traces, g, False
+    ) + _render(
+        Echoes(echoes.trace, echoes.t_ns, echoes.amp * np.sin(ph), echoes.q), n_traces, g, True
+    )
+
+
+def _render(echoes: Echoes, n_traces: int, g: GprSettings, quadrature: bool) -> np.ndarray:
+    bank = wavelet_bank(g.centre_hz, g.dt_ns, quadrature)
     ns = g.n_samples
     pad = 2 * bank.half
     width = ns + 2 * pad
@@ -287,7 +335,9 @@ def simulate_gpr(
     n_tr = traj.x_m.size
     parts = [
         layer_and_ground_echoes(scene, traj, g),
-        _reflector_echoes(target_reflectors(scene.targets, scene.soil.eps_r), scene, traj, g),
+        _reflector_echoes(
+            target_reflectors(scene.targets, scene.soil.eps_r, g, rng), scene, traj, g
+        ),
     ]
     if g.heterogeneity and scene.scatterers.size:
         parts.append(_reflector_echoes(scatterer_reflectors(scene.scatterers), scene, traj, g))

@@ -45,6 +45,13 @@ class GprSettings:
     jitter_ns: float = 0.002
     time_zero_drift_ns: float = 0.01
     heterogeneity: bool = True
+    #: domain randomisation (0 / 0 / 1: off): each object's echo gets a gain
+    #: exp(N(0, echo_gain_sigma)) and a phase turned by U(-echo_phase_deg, +echo_phase_deg),
+    #: and spreading falls as (r_ref / (r_ref + r))^spreading_power (1: 3-D, 0.5: a 2-D
+    #: line source, as in a 2-D full-wave model)
+    echo_gain_sigma: float = 0.0
+    echo_phase_deg: float = 0.0
+    spreading_power: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,9 @@ def _fmt_alarm(a: Alarm, uncalibrated: bool = False) -> str:
         if uncalibrated
         else f"conf {a.confidence:.2f}  {class_text(a)}"
     )
-    when = f"  UTC {a.utc}" if a.utc else ""
+    # no UTC where the run has no time reference (a file, a simulation faster than real
+    # time): said, never made up, as the files' ``utc: null`` says
+    when = f"  UTC {a.utc}" if a.utc else "  no UTC"
     head = f"{a.tier.upper()} {a.alarm_id} at {a.position_m:.2f} m"
     return f"{head}  {what}  depth {depth}  ({where}){when}"
 
@@ -330,7 +332,8 @@ class RichDisplay:
                 "—" if self.uncalibrated else class_text(a),
                 "?" if a.depth_m is None else f"{a.depth_m * 100:.0f} cm",
                 "no fix" if a.lat_deg is None else f"{a.lat_deg:.7f}, {a.lon_deg:.7f}",
-                (a.utc or "")[11:23],  # hh:mm:ss.mmm; the full date is in the files
+                # hh:mm:ss.mmm (the full date is in the files); none known: said so
+                a.utc[11:23] if a.utc else "no UTC",
                 style="bold magenta" if a.tier == "alarm" else "dim",
             )
         parts.append(alarms)

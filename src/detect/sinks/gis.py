@@ -45,6 +45,7 @@ import numpy as np
 
 from detect.blocks import GprBlock, GpsFix, MdBlock, PositionEpoch
 from detect.geo import enu_to_lat_lon, lat_lon_to_enu
+from detect.sinks.gis_reasons import with_reasons
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ HEADING_BASELINE_M = 0.25
 #: Local frame: epochs drawn this far apart across the track (their frames are unrelated).
 EPOCH_GAP_M = 2.0
 LAYERS = ("alarms", "track", "covered", "not_covered")
+#: GeoPackage version written (read without warnings by GDAL >= 2.2 and QGIS 3.x).
+GPKG_VERSION = "1.2"
 WGS84_WKT = (
     'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
     'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AXIS["Latitude",NORTH],'
@@ -113,6 +116,15 @@ class UtcClock:
     def utc(self, host_time_s: Any) -> str | None:
         t = float(host_time_s) if host_time_s is not None else math.nan
         return iso_utc(self.offset_s + t) if math.isfinite(t) else None
+
+
+def host_clock_dates(source: Mapping[str, Any]) -> bool:
+    """Whether the wall clock read during the run dates the items' host times: a paced source
+    whose items this process stamps with its monotonic clock as they arrive (``paced`` and
+    ``host_clock``, as the source's info says). Not a simulation faster than real time (its
+    times count from its own start), a file or a recording (their own time bases). The one
+    rule for the display's, the console's and the files' UTC, so they never disagree."""
+    return bool(source.get("paced")) and bool(source.get("host_clock", True))
 
 
 def parse_utc(text: str) -> float | None:
@@ -473,9 +485,13 @@ def survey_layers(
     width_m: float = DEFAULT_SWEPT_WIDTH_M,
     meta: Mapping[str, Any] | None = None,
     lever: LeverArm | None = None,
+    health: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The four layers as GeoJSON FeatureCollections (see the module doc). ``lever``: from
-    the GPS antenna to the ground under ``track.sensor`` (None: the antenna is over it)."""
+    the GPS antenna to the ground under ``track.sensor`` (None: the antenna is over it).
+    ``health``: the run's health events (:func:`detect.sinks.gis_reasons.health_records`),
+    for each not-covered stretch's ``reason``."""
+    coverage = with_reasons(coverage, health)
     frame = _frame_of(alarms, track)
     lines = _lines(track, frame, lever)
     common = {
@@ -594,10 +610,7 @@ def _strip_features(
         }
         if status == "not_covered":
             props["sensor"] = ",".join(missing)
-            props["reason"] = seg.get("reason") or (
-                f"no working {' and '.join(missing) or 'sensor'} scored this ground "
-                "(sensor fault, lossy link, unscored end or gap)"
-            )
+            props["reason"] = seg.get("reason") or "not covered (no reason recorded)"
         line = lines.get(ep, (None,))[0]
         geom = None
         if line:
@@ -702,6 +715,9 @@ def write_gpkg(path: Path, geojson: Mapping[str, Path], local: bool) -> Path | N
             geometry_type=_gpkg_type(name),
             crs=LOCAL_WKT if local else WGS84_WKT,
             append=tmp.exists(),
+            # GeoPackage 1.2, not a recent GDAL's default 1.4: QGIS 3.22 / GDAL 3.6 (Debian 12)
+            # warn "may only be partially supported" on every layer of a 1.4 file
+            dataset_options=None if tmp.exists() else {"VERSION": GPKG_VERSION},
             promote_to_multi=name == "track",
             layer_metadata={"frame": LOCAL_NOTE if local else "WGS84"},
         )
@@ -728,7 +744,7 @@ def source_utc(
             attrs = _session_attrs(Path(str(p)))
             if attrs:
                 break
-    live = bool(source.get("paced")) and not attrs and source.get("format") != "session"
+    live = host_clock_dates(source) and not attrs and source.get("format") != "session"
     if not attrs and out_dir is not None and (out_dir / "session.h5").is_file() and live:
         attrs = _session_attrs(out_dir / "session.h5")
     first = float(track.samples[1].min()) if track.samples.size else None
@@ -772,9 +788,9 @@ def write_survey(
         meta["calibration"] = "UNCALIBRATED"  # an anomaly score, not a probability; no class
     alarms = list(result.get("alarms") or [])
     lever = LeverArm.from_source(source, track.sensor)
-    layers = survey_layers(
-        alarms, list(result.get("coverage") or []), track, utc, width, meta, lever
-    )
+    coverage = list(result.get("coverage") or [])
+    health = list(result.get("health") or [])
+    layers = survey_layers(alarms, coverage, track, utc, width, meta, lever, health)
     local = _is_local(layers)
     paths = write_layers(out_dir, layers)
     paths["track.csv"] = write_track_csv(

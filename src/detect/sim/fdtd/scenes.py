@@ -66,11 +66,14 @@ def _target(rng: np.random.Generator, key: str, x_m: float) -> PlacedTarget:
     )
 
 
-def validation_jobs(s: FdtdSettings, n: int | None = None) -> list[SceneJob]:
-    """``n`` (default ``s.n_scenes``) seeded scenes: threats, clutter, empty soil (3:2:1)."""
+def validation_scenes(
+    s: FdtdSettings, n: int | None = None
+) -> list[tuple[str, Scene, dict[str, Any]]]:
+    """``n`` (default ``s.n_scenes``) seeded scenes (name, scene, info): threats, clutter and
+    empty soil (3:2:1); what :func:`validation_jobs` runs, for matched comparisons."""
     n = s.n_scenes if n is None else n
     soils = tuple(SOILS)
-    jobs = []
+    out = []
     counts = {"threat": 0, "clutter": 0}
     for i in range(n):
         seed = s.seed + i
@@ -90,8 +93,13 @@ def validation_jobs(s: FdtdSettings, n: int | None = None) -> list[SceneJob]:
         targets = [_target(rng, key, x)] if key else []
         scene = canonical_scene(targets, soil, length_m=s.scan_length_m, seed=seed)
         name = f"fw{i:04d}_{key or 'empty'}_{soil}"
-        jobs.append(job_for(scene, s, name, info={"index": i, "kind": key or "empty"}))
-    return jobs
+        out.append((name, scene, {"index": i, "kind": key or "empty"}))
+    return out
+
+
+def validation_jobs(s: FdtdSettings, n: int | None = None) -> list[SceneJob]:
+    """``n`` (default ``s.n_scenes``) seeded scenes: threats, clutter, empty soil (3:2:1)."""
+    return [job_for(scene, s, name, info=info) for name, scene, info in validation_scenes(s, n)]
 
 
 FIXTURE_DEPTH_M = 0.05

@@ -31,7 +31,7 @@ def _int8_b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype=np.int8).tobytes()).decode("ascii")
 
 
-class _Scale:
+class LevelScale:
     """A slowly adapting robust amplitude scale (so the picture and the tone follow the
     ground, not one strong target)."""
 
@@ -63,8 +63,8 @@ class ConsoleSink(Sink):
         self.cue = cue if cue is not None else EarlyCue()
         self.server = server
         self.uncalibrated = uncalibrated
-        self._gpr_scale = _Scale()
-        self._emi_scale = _Scale()
+        self._gpr_scale = LevelScale()
+        self._emi_scale = LevelScale()
         self._origin: tuple[float, float] | None = None
         self._last_track_s = -math.inf
 

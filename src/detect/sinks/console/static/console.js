@@ -8,7 +8,15 @@ const OUTCOMES = [["mine", "Mine"], ["clutter", "Clutter"], ["nothing_found", "N
 const fmt = (x, d = 2) => (x === null || x === undefined || !isFinite(x)) ? "-" : Number(x).toFixed(d);
 
 // ---------------------------------------------------------------- sound (Web Audio)
-const A = { ctx: null, master: null, metal: null, radar: null, muted: false, vol: 0.6 };
+const A = { ctx: null, master: null, metal: null, radar: null, muted: false, vol: 0.6,
+            gain: { metal: 0, radar: 0 }, changedAt: { metal: 0, radar: 0 } };
+// each sensor's tone: which oscillator, and the pitch range its level maps onto
+const TONES = { emi: ["metal", 300, 1500], gpr: ["radar", 110, 440] };
+// read-only, for tests and support: what the tones are set to play (target gain before the
+// master volume; 0 = silent) and when that last changed (performance.now() ms)
+Object.defineProperty(window, "__detectAudio", { get: () => Object.freeze({
+  on: !!A.ctx, muted: A.muted, volume: A.vol, gain: Object.freeze({ ...A.gain }),
+  changedAt: Object.freeze({ ...A.changedAt }) }) });
 function soundOn() {
   if (A.ctx) return;
   const ctx = new (window.AudioContext || window.webkitAudioContext)();
@@ -24,13 +32,19 @@ function setVolume() {
   if (!A.ctx) return;
   A.master.gain.setTargetAtTime(A.muted ? 0 : A.vol, A.ctx.currentTime, 0.02);
 }
-function toneFollow(t, level, f0, f1, on) {
+// a sensor's tone follows its level; silent while it is in FAULT (its last pitch must not
+// keep playing as if the sensor were live: an unplugged sensor sends no more levels)
+function toneFollow(sensor, level, on) {
+  const [name, f0, f1] = TONES[sensor] || [];
+  const t = A[name];
   if (!A.ctx || !t) return;
   const x = Math.max(0, Math.min(1, Math.log2(1 + Math.max(0, level || 0)) / 3));
-  const now = A.ctx.currentTime;
+  const now = A.ctx.currentTime, gain = on ? 0.08 + 0.25 * x : 0;
   t.o.frequency.setTargetAtTime(f0 + (f1 - f0) * x, now, 0.03);
-  t.g.gain.setTargetAtTime(on ? 0.08 + 0.25 * x : 0, now, 0.05);
+  t.g.gain.setTargetAtTime(gain, now, 0.05);
+  if (gain !== A.gain[name]) { A.gain[name] = gain; A.changedAt[name] = performance.now(); }
 }
+const toneOff = (sensor) => toneFollow(sensor, 0, false);
 function beeps(freqs, dur, type) {
   if (!A.ctx) return;
   let t = A.ctx.currentTime;
@@ -154,7 +168,7 @@ function alarmRow(a) {
   li.classList.toggle("suspect", a.tier === "suspect"); li.dataset.tier = a.tier || "alarm";
   li.querySelector(".where").textContent = (a.tier === "suspect" ? "suspect " : "") + "#" + a.num + "  " + where(a);
   li.querySelector(".what").textContent = "conf " + fmt(a.confidence) + ", " + clsTxt + ", depth " +
-    (a.depth_m === null ? "?" : Math.round(a.depth_m * 100) + " cm") + ", " + (a.utc ? a.utc.slice(11, 19) + " UTC" : "") +
+    (a.depth_m === null ? "?" : Math.round(a.depth_m * 100) + " cm") + ", " + (a.utc ? a.utc.slice(11, 19) + " UTC" : "no UTC") +
     (a.outcome ? "  -> " + a.outcome.replace("_", " ").toUpperCase() : "");
   li.classList.toggle("done", !!a.outcome); if (a.outcome) li.classList.remove("new");
 }
@@ -193,7 +207,10 @@ function onStatus(m) {
     if (!last || last[0] !== m.p_position_m) S.scores.push([m.p_position_m, m.p_mine]);
     if (S.scores.length > 600) S.scores.shift();
   }
-  for (const s of m.sensors) { setTile(s.sensor, s.state, s.reason, s.rate_hz); S.sensors[s.sensor] = s.state; }
+  for (const s of m.sensors) {
+    setTile(s.sensor, s.state, s.reason, s.rate_hz); S.sensors[s.sensor] = s.state;
+    if (s.state === "FAULT") toneOff(s.sensor);
+  }
   const f = $("fault-banner");
   f.hidden = !m.faults.length;
   if (m.faults.length) f.textContent = "SENSOR FAULT: " + m.faults.join(", ").toUpperCase() + " - GROUND NOW PASSED IS NOT COVERED - STOP";
@@ -213,12 +230,13 @@ function handle(m) {
       for (const a of m.alarms) { const o = m.outcomes[a.id]; if (o) a.outcome = o.outcome; addAlarm(a, true); }
       break;
     case "status": onStatus(m); break;
-    case "gpr": S.lastGprAt = performance.now(); if (m.data) waterfall(m); toneFollow(A.radar, m.level, 110, 440, S.sensors.gpr !== "FAULT"); break;
-    case "emi": S.gates = m.gates; drawGates(); toneFollow(A.metal, m.level, 300, 1500, S.sensors.emi !== "FAULT"); break;
+    case "gpr": S.lastGprAt = performance.now(); if (m.data) waterfall(m); toneFollow("gpr", m.level, S.sensors.gpr !== "FAULT"); break;
+    case "emi": S.gates = m.gates; drawGates(); toneFollow("emi", m.level, S.sensors.emi !== "FAULT"); break;
     case "alarm": addAlarm(m.alarm, false); break;
     case "cue": showCue(m); break;
     case "health":
       setTile(m.sensor, m.state, m.reason); S.sensors[m.sensor] = m.state;
+      if (m.state === "FAULT") toneOff(m.sensor);  // back with its next level once not FAULT
       if (m.state === "FAULT" && S.needed.includes(m.sensor)) {  // at once, not at the next status
         const f = $("fault-banner"); f.hidden = false;
         f.textContent = "SENSOR FAULT: " + m.sensor.toUpperCase() + " - GROUND NOW PASSED IS NOT COVERED - STOP";
@@ -228,7 +246,7 @@ function handle(m) {
     case "outcome": case "ack_ok": { const a = S.alarms.get(m.id); if (a) { a.outcome = m.outcome; alarmRow(a); } break; }
     case "ack_error": message("NOT SAVED: " + m.error, true); break;
     case "message": message(m.text, m.loud); break;
-    case "end": S.end = true; message("run ended", true); toneFollow(A.metal, 0, 300, 1500, false); toneFollow(A.radar, 0, 110, 440, false); break;
+    case "end": S.end = true; message("run ended", true); toneOff("emi"); toneOff("gpr"); break;
   }
 }
 function connect() {
