@@ -355,7 +355,12 @@ def card_for(
         "model_config": to_dict(cfg.model),
         "calibration": info["calibration"],
         "known_limits": [
-            "Trained on simulated lanes only; not yet validated on labelled field recordings.",
+            (
+                "Trained on simulated lanes and labelled recordings (data.sessions); "
+                if t.get("sessions")
+                else "Trained on simulated lanes only; "
+            )
+            + "not yet validated on labelled field recordings.",
             "Calibration holds for the simulated target mix and prevalence; a field with a "
             "different mine density shifts P(mine) and needs recalibration on local data.",
             "Along-track only (one GPR channel, one EMI coil); no cross-track localisation.",
