@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.fft as sp_fft
 import scipy.signal as sps
 
 from detect.blocks import GprBlock, GprHeader
@@ -143,11 +144,20 @@ def centre_frequency_hz(data: np.ndarray, dt_ns: float) -> float | None:
     return float(f_hz[int(np.argmax(smooth))])
 
 
-def analytic(data: np.ndarray) -> np.ndarray:
+def analytic(data: np.ndarray, upsample: int = 1) -> np.ndarray:
     """Analytic signal ``x + i H(x)`` along fast time, padded to twice the trace so the
-    FFT's wrap-around does not fold the end of a trace onto its start."""
-    n = data.shape[1]
-    return np.asarray(sps.hilbert(np.asarray(data, dtype=np.float64), N=2 * n, axis=1)[:, :n])
+    FFT's wrap-around does not fold the end of a trace onto its start; ``upsample`` > 1
+    gives it band-limited-interpolated on a grid that many times finer."""
+    x = np.asarray(data, dtype=np.float64)
+    n = x.shape[1]
+    spec = sp_fft.fft(x, 2 * n, axis=1)
+    spec[:, 1:n] *= 2.0  # positive frequencies doubled, negative ones zeroed
+    spec[:, n + 1 :] = 0.0
+    if upsample > 1:
+        padded = np.zeros((x.shape[0], 2 * n * upsample), np.complex128)
+        padded[:, : n + 1] = spec[:, : n + 1]
+        return np.asarray(sp_fft.ifft(padded, axis=1)[:, : n * upsample] * upsample)
+    return np.asarray(sp_fft.ifft(spec, axis=1)[:, :n])
 
 
 def direct_wave_phasors(
@@ -157,21 +167,13 @@ def direct_wave_phasors(
     radar trace): the analytic signal at the envelope peak within samples ``i0:i1``,
     after the trace's mean is removed. ``|z|`` is its amplitude, ``angle(z)`` its phase
     (0 for a zero-phase positive wavelet, +-pi/2 for a doublet, pi for a negative one).
-    The traces are first band-limited-interpolated ``upsample`` times, so the peak is not
-    missed by up to half a sample (at 4 samples a period that would turn the phase by up
-    to 45 degrees)."""
+    The analytic signal is taken ``upsample`` times finer than the samples, so the peak is
+    not missed by up to half a sample (at 4 samples a period that would turn the phase by
+    up to 45 degrees)."""
     x = np.asarray(data, dtype=np.float64)[:, i0:i1]
-    x = x - x.mean(axis=1, keepdims=True)
-    n = x.shape[1]
-    if n == 0:
+    if x.shape[1] == 0:
         return np.full(x.shape[0], np.nan, np.complex128)
-    spec = np.fft.fft(x, 2 * n, axis=1)  # twice the length: no wrap-around
-    spec[:, 1:n] *= 2.0  # analytic signal: positive frequencies doubled, negative zeroed
-    spec[:, n + 1 :] = 0.0
-    m = 2 * n * upsample
-    padded = np.zeros((x.shape[0], m), np.complex128)
-    padded[:, : n + 1] = spec[:, : n + 1]
-    a = np.fft.ifft(padded, axis=1)[:, : n * upsample] * upsample
+    a = analytic(x - x.mean(axis=1, keepdims=True), upsample)
     k = np.argmax(np.abs(a), axis=1)
     return a[np.arange(a.shape[0]), k]
 

@@ -35,7 +35,7 @@ import numpy as np
 from detect.alarms import EarlyCue
 from detect.blocks import GprBlock, MdBlock
 from detect.sinks.base import Sink
-from detect.sinks.console.sink import LevelScale
+from detect.sinks.console.sink import LevelScale, emi_tone_level, gpr_tone_level
 
 log = logging.getLogger(__name__)
 
@@ -399,17 +399,13 @@ class SpeakerSink(Sink):
             data = np.asarray(block.data, dtype=np.float32)
             if data.size == 0:
                 return
-            energy = np.sqrt(np.nanmean(data * data, axis=1))
-            level = float(np.nanmax(energy)) if np.isfinite(energy).any() else math.nan
-            scale = self._scales[tone].update(float(np.nanmedian(energy)))
+            level, scale = gpr_tone_level(data, self._scales[tone])
         elif isinstance(block, MdBlock):
             tone = "emi"
             d = np.asarray(block.data, dtype=np.float64)
             if d.size == 0:
                 return
-            gates = np.nanmean(d[-max(1, d.shape[0] // 4) :], axis=0)
-            level = float(np.nanmean(np.abs(gates[: max(1, len(gates) // 2)])))
-            scale = self._scales[tone].update(level)
+            _, level, scale = emi_tone_level(d, self._scales[tone])
         else:
             return
         sensor = str(block.header.sensor)

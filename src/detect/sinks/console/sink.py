@@ -47,6 +47,22 @@ class LevelScale:
         return self.value if math.isfinite(self.value) and self.value > 0 else 1.0
 
 
+def gpr_tone_level(data: np.ndarray, scale: LevelScale) -> tuple[float, float]:
+    """The radar tone's level (the block's strongest trace rms, NaN for no data) and the
+    scale it is heard against (the running median trace rms): the console and the speaker."""
+    energy = np.sqrt(np.nanmean(data * data, axis=1))
+    level = float(np.nanmax(energy)) if np.isfinite(energy).any() else math.nan
+    return level, scale.update(float(np.nanmedian(energy)))
+
+
+def emi_tone_level(data: np.ndarray, scale: LevelScale) -> tuple[np.ndarray, float, float]:
+    """The gates over the block's last quarter, the metal tone's level (the early gates'
+    mean |value|) and its running scale: the console and the speaker."""
+    gates = np.nanmean(data[-max(1, data.shape[0] // 4) :], axis=0)
+    level = float(np.nanmean(np.abs(gates[: max(1, len(gates) // 2)])))
+    return gates, level, scale.update(level)
+
+
 class ConsoleSink(Sink):
     """Pipeline outputs -> browser messages. Never raises for a slow or missing browser:
     publishing only appends to the hub's bounded ring."""
@@ -94,9 +110,7 @@ class ConsoleSink(Sink):
         data = np.asarray(block.data, dtype=np.float32)
         if data.size == 0:
             return
-        energy = np.sqrt(np.nanmean(data * data, axis=1))  # per trace: the radar tone
-        level = float(np.nanmax(energy)) if np.isfinite(energy).any() else math.nan
-        scale = self._gpr_scale.update(float(np.nanmedian(energy)))
+        level, scale = gpr_tone_level(data, self._gpr_scale)
         msg: dict[str, Any] = {"type": "gpr", "level": level / scale if math.isfinite(level)
                                else None, "position_m": float(block.position_m[-1])}  # fmt: skip
         if self.hub.watched:
@@ -113,9 +127,7 @@ class ConsoleSink(Sink):
         data = np.asarray(block.data, dtype=np.float64)
         if data.size == 0:
             return
-        gates = np.nanmean(data[-max(1, data.shape[0] // 4) :], axis=0)
-        level = float(np.nanmean(np.abs(gates[: max(1, len(gates) // 2)])))
-        scale = self._emi_scale.update(level)
+        gates, level, scale = emi_tone_level(data, self._emi_scale)
         self.hub.publish({"type": "emi", "gates": (gates / scale).tolist(), "level": level / scale,
                           "position_m": float(block.position_m[-1])})  # fmt: skip
 
