@@ -5,6 +5,7 @@
     python scripts/fullwave_set.py --scheduler dask-local --workers 2
     python scripts/fullwave_set.py --scheduler tcp://10.0.0.5:8786   # a running Dask scheduler
     python scripts/fullwave_set.py --fixture tests/data/fullwave     # the small test fixture
+    python scripts/fullwave_set.py --training --n 96 --seed 610000 --set dx_m=0.003 --out DIR
 
 Scenes are cached by hash under ``--cache`` (finished scenes are never recomputed: rerun
 the same command to resume); ``--out`` (default ``<cache>/validation``) receives one
@@ -24,7 +25,7 @@ from pathlib import Path
 from detect.io.truth import write_truth_csv
 from detect.sim.fdtd.farm import export, run_jobs
 from detect.sim.fdtd.run import BSCAN, FdtdRunError, run_scene
-from detect.sim.fdtd.scenes import fixture_jobs, validation_jobs
+from detect.sim.fdtd.scenes import fixture_jobs, training_jobs, validation_jobs
 from detect.sim.fdtd.settings import FdtdConfigError, fdtd_settings_from
 
 
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", help="export folder (default <cache>/validation)")
     p.add_argument("--set", action="append", help="any fdtd key, e.g. --set dx_m=0.003")
+    p.add_argument(
+        "--training",
+        action="store_true",
+        help="the varied training scenes (scenes.training_scenes) instead of the validation set",
+    )
     p.add_argument("--fixture", help="write the small test fixture into this folder instead")
     args = p.parse_args(argv)
     try:
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fixture:
             build_fixture(Path(args.fixture), s.cache_path())
             return 0
-        jobs = validation_jobs(s)
+        jobs = training_jobs(s) if args.training else validation_jobs(s)
         report = run_jobs(jobs, s, s.cache_path())
         out = Path(args.out) if args.out else s.cache_path() / "validation"
         index = export(report, jobs, out)
@@ -83,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"{report.summary()}; index {index}")
     print(f"settings: {dataclasses.asdict(s)}")
-    return 0
+    for name, why in report.failed:
+        print(f"fullwave_set: scene {name} failed: {why}", file=sys.stderr)
+    return 2 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -113,3 +113,23 @@ def test_detect_simulate_gprmax_exports_sessions_with_truth(
         np.testing.assert_allclose(g.block.data, _ez(Path(res["folder"])).T)
         truth = read_truth_csv(out / f"{name}_truth.csv")
         assert [t["class"] for t in truth] in (["ap_mine"], ["at_mine"], ["uxo"])
+
+
+def test_a_failing_scene_is_reported_and_the_others_finish(tmp_path: Path) -> None:
+    """gprMax refuses one scene (a material with negative conductivity, as a Peplinski soil
+    too sandy and light once gave): it is listed, the other scene is computed and exported."""
+    from detect.sim.fdtd.farm import export
+
+    s = FdtdSettings(**TINY, scheduler="local-processes")
+    good, other = validation_jobs(s)
+    bad_text = other.text.replace("#waveform:", "#material: 4 -0.5 1 0 broken\n#waveform:", 1)
+    bad = dataclasses.replace(other, text=bad_text, name="broken_scene")
+    lines: list[str] = []
+    report = run_jobs([bad, good], s, tmp_path / "cache", progress=lines.append)
+    assert [r["name"] for r in report.results] == [good.name]
+    ((name, why),) = report.failed
+    assert name == "broken_scene" and "\n" not in why and why
+    assert any("broken_scene: FAILED" in ln for ln in lines)
+    assert "1 FAILED (broken_scene)" in report.summary()
+    export(report, [bad, good], tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.h5")) == [f"{good.name}.h5"]

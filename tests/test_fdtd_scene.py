@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _gprmax_geometry import material_grid
 from detect import conf_schema as S
 from detect.sim.fdtd.scene_to_gprmax import layout, scene_input, target_shapes
-from detect.sim.fdtd.scenes import CLUTTER, THREATS, fixture_jobs, validation_jobs
+from detect.sim.fdtd.scenes import (
+    CLUTTER,
+    THREATS,
+    fixture_jobs,
+    training_jobs,
+    training_scenes,
+    validation_jobs,
+)
 from detect.sim.fdtd.settings import FdtdConfigError, FdtdSettings, fdtd_settings_from
-from detect.sim.fdtd.soils import peplinski_eps, texture_of, water_for
+from detect.sim.fdtd.soils import (
+    MIX_EPS_R,
+    mixed_soil,
+    peplinski_eps,
+    peplinski_sigma_factor,
+    texture_of,
+    water_for,
+)
 from detect.sim.scene import canonical_scene, place
 from detect.sim.soil import SOILS
 from detect.sim.targets import LIBRARY
@@ -41,7 +53,7 @@ def test_settings_defaults_are_the_config_schema_and_yaml() -> None:
     ("values", "match"),
     [
         ({"dx_mm": 2}, r"unknown key 'fdtd.dx_mm'"),
-        ({"mode": "3d"}, r"fdtd.mode = '3d': only 2d"),
+        ({"mode": "4d"}, r"fdtd.mode = '4d': must be 2d or 3d"),
         ({"scheduler": "slurm"}, r"fdtd.scheduler = 'slurm'"),
         ({"dx_m": 0.01, "centre_hz": 3e9}, r"cells per wavelength"),
         ({"dx_m": None}, r"fdtd.dx_m must not be null"),
@@ -133,32 +145,14 @@ def test_twin_differs_only_by_the_objects() -> None:
     assert row["class"] == "ap_mine" and float(row["x_m"]) == pytest.approx(0.273)
 
 
-def _geometry(tmp_path: Path, text: str) -> tuple[np.ndarray, list[str]]:
-    pytest.importorskip("gprMax")
-    import h5py
-
-    (tmp_path / "g.in").write_text(text)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "gprMax", "g.in", "--geometry-only", "--hide-progress-bars"],
-        cwd=tmp_path, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    with h5py.File(tmp_path / "geo.vtkhdf") as f:
-        grid = f["VTKHDF/CellData/Material"][0]
-        ids = [
-            x.decode() if isinstance(x, bytes) else str(x)
-            for x in f["VTKHDF/FieldData/material_ids"][:]
-        ]
-    return grid, ids
-
-
 def test_gprmax_builds_the_mine_where_the_scene_puts_it(tmp_path: Path) -> None:
     s = FdtdSettings()
     job = fixture_jobs(s)["pmn_moist_sand"]
     scene = canonical_scene([place("pmn", 0.273, 0.05)], "moist_sand", length_m=0.546, seed=7)
     text = scene_input(scene, s, 0.0, title="pmn_moist_sand", geometry_view="geo")
     assert text.startswith(job.text) and text[len(job.text) :].startswith("#geometry_view:")
-    grid, ids = _geometry(tmp_path, text)
+    grid3, ids = material_grid(tmp_path, text)
+    grid = grid3[0]
     lay = layout(s)
     assert grid.shape == (lay.ny, lay.nx)
     dx = s.dx_m
@@ -188,3 +182,69 @@ def test_an_object_deeper_than_the_soil_model_is_one_line() -> None:
     scene = canonical_scene([place("tm62m", 0.27, 0.1)], "loam", length_m=0.546)
     with pytest.raises(ValueError, match=r"reaches below the soil model; raise fdtd.soil_depth_m"):
         scene_input(scene, s, 0.0)
+
+
+def test_training_set_varies_the_radar_and_keeps_every_object_in_the_plane() -> None:
+    s = FdtdSettings(dx_m=0.003, seed=610000)
+    jobs = training_jobs(s, 100)
+    assert [j.text for j in training_jobs(s, 100)] == [j.text for j in jobs]
+    assert len({j.text for j in jobs}) == 100
+    assert not {j.text for j in jobs} & {j.text for j in validation_jobs(FdtdSettings(), 48)}
+    kinds = [k for j in jobs for k in str(j.info["kind"]).split("+")]
+    assert set(THREATS) <= set(kinds) and set(CLUTTER) <= set(kinds)
+    assert kinds.count("empty") == 20
+    fc = np.array([j.settings.centre_hz for j in jobs])
+    height = np.array([j.settings.antenna_height_m for j in jobs])
+    assert fc.min() >= 1.0e9 and fc.max() <= 2.0e9 and np.ptp(fc) > 0.7e9
+    assert height.min() >= 0.02 and height.max() <= 0.10 and np.ptp(height) > 0.05
+    assert 20 < sum(j.settings.moisture_layer_m is not None for j in jobs) < 50
+    pairs = 0
+    for j in jobs:
+        n_objects = 0 if j.info["kind"] == "empty" else len(str(j.info["kind"]).split("+"))
+        assert len(j.truth) == n_objects, j.name  # every object inside the modelled plane
+        assert f"#waveform: ricker 1 {j.settings.centre_hz:g}" in j.text
+        xs = sorted(float(r["x_m"]) for r in j.truth)
+        for row in j.truth:
+            assert 0.01 <= float(row["depth_m"]) <= 0.18
+            assert 0 < float(row["x_m"]) < j.settings.scan_length_m
+        if len(xs) == 2:
+            pairs += 1
+            classes = {str(r["class"]).endswith("clutter") for r in j.truth}
+            assert classes == {True, False}, j.name  # one threat, one clutter object
+            assert xs[1] - xs[0] > 0.2  # each one's windows see the other beyond the halo
+    assert 20 < pairs < 60
+
+
+def test_mixed_soils_are_none_of_the_named_ones_and_their_name_is_their_texture() -> None:
+    rng = np.random.default_rng(4)
+    eps = []
+    for i in range(300):
+        soil = mixed_soil(rng, SOILS[list(SOILS)[i % len(SOILS)]])
+        assert soil.name not in SOILS
+        tex = texture_of(soil)
+        assert 0.2 <= tex.sand <= 0.95 and 0.02 <= tex.clay <= 1 - tex.sand + 1e-9
+        assert 1.3 <= tex.bulk_density_g_cm3 <= 1.8
+        assert peplinski_sigma_factor(tex) >= 0.01  # gprMax refuses a negative conductivity
+        assert MIX_EPS_R[0] <= soil.eps_r <= MIX_EPS_R[1] + 0.01
+        # the water fraction gprMax is given reproduces the drawn permittivity (Peplinski)
+        assert peplinski_eps(tex, water_for(soil)) == pytest.approx(soil.eps_r, rel=1e-6)
+        assert soil.layer_eps_r > soil.eps_r
+        eps.append(soil.eps_r)
+    assert np.percentile(eps, 10) < 5 and np.percentile(eps, 90) > 14  # dry sand to wet clay
+
+
+def test_training_radars_stay_meshable_in_their_wettest_soil() -> None:
+    """gprMax refuses a scene with too few cells per wavelength in its wettest material;
+    the training set lowers the centre frequency there (and only there)."""
+    for dx in (0.003, 0.002):
+        for _, scene, _, si in training_scenes(FdtdSettings(dx_m=dx, seed=610000), 100):
+            wettest = max(scene.soil.eps_r, scene.soil.layer_eps_r if si.moisture_layer_m else 0.0)
+            assert si.centre_hz * math.sqrt(wettest) * dx <= 9.8e9 * 0.003 * (1 + 1e-9)
+            assert 1e9 * min(1.0, 9.8 * 0.003 / dx / math.sqrt(wettest)) <= si.centre_hz
+
+
+def test_training_soils_are_never_the_validation_sets() -> None:
+    val = {j.info["soil"] for j in validation_jobs(FdtdSettings(), 48)}
+    train = [j.info["soil"] for j in training_jobs(FdtdSettings(dx_m=0.003, seed=610000), 100)]
+    assert val <= set(SOILS) and not val & set(train)
+    assert len(set(train)) == 100

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +15,23 @@ import torch.multiprocessing as mp
 from _model_synth import SPEC, synthetic_set
 from detect.model.calibration import expected_calibration_error, roc_auc
 from detect.model.classifier import Classifier
+from detect.model.dataset import WindowSet, session_lane_id
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
 from detect.model.train import (
     TrainSettings,
+    augment,
     batch_tensors,
     calibrate,
     exit_if_left_process_group,
     fit,
     leave_process_group,
     loss_terms,
+    validation_bce,
 )
 
 NET = NetConfig(n_pos=SPEC.n_pos, gpr_samples=SPEC.gpr_samples, emi_channels=SPEC.emi_channels,
                 width=4)  # fmt: skip
+FULLWAVE = Path(__file__).parent / "data" / "fullwave"
 FAST = TrainSettings(epochs=3, batch_size=32, lr=3e-3, progress=False, patience=10)
 
 torch.set_num_threads(1)  # the test machine is shared; one thread avoids oversubscription
@@ -66,6 +72,115 @@ def test_early_stopping_stops(tmp_path: Path) -> None:
     s = TrainSettings(**{**FAST.__dict__, "epochs": 30, "patience": 2})
     _, hist = fit(NET, data, noise, s, None)
     assert hist.stopped_early and len(hist.rows) < 30
+
+
+def test_mirror_turns_windows_end_for_end_and_off_changes_nothing() -> None:
+    data = synthetic_set(16, 5)
+    gpr, emi, present = batch_tensors(data, np.arange(16), NET)
+    plain = TrainSettings(gain_db=0.0, time_shift_samples=0, noise=0.0, modality_dropout=0.0)
+
+    def run(mirror: float) -> tuple[torch.Tensor, torch.Tensor]:
+        s = TrainSettings(**{**plain.__dict__, "mirror": mirror})
+        g, e, _ = augment(gpr, emi, present, s, torch.Generator().manual_seed(0), 1.0,
+                          torch.ones(NET.emi_channels))  # fmt: skip
+        return g, e
+
+    g0, e0 = run(0.0)
+    torch.testing.assert_close(g0, gpr)
+    torch.testing.assert_close(e0, emi)
+    g1, e1 = run(1.0)
+    torch.testing.assert_close(g1, gpr.flip(1))
+    torch.testing.assert_close(e1, emi.flip(1))
+    gh, _ = run(0.5)
+    turned = [torch.allclose(gh[i], gpr[i].flip(0), equal_nan=True) for i in range(16)]
+    kept = [torch.allclose(gh[i], gpr[i], equal_nan=True) for i in range(16)]
+    assert all(a or b for a, b in zip(turned, kept, strict=True)) and 0 < sum(turned) < 16
+
+
+def _bce(z: np.ndarray, y: np.ndarray) -> float:
+    p = 1 / (1 + np.exp(-z.astype(np.float64)))
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def test_validation_loss_weighs_recordings_as_much_as_the_simulator() -> None:
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, 1000).astype(np.float32)
+    y = rng.random(1000) < 0.2
+    lane = np.arange(1000) + 5_000_000_000  # simulated lanes: seed * 10_000 + lane
+    sim_only = validation_bce(z, y, lane)
+    assert list(sim_only) == ["sim"] and sim_only["sim"] == pytest.approx(_bce(z, y), rel=1e-5)
+    lane[-50:] = [
+        session_lane_id(i % 3) for i in range(50)
+    ]  # 50 recorded windows among 950 simulated
+    parts = validation_bce(z, y, lane)
+    assert parts["sim"] == pytest.approx(_bce(z[:950], y[:950]), rel=1e-5)
+    assert parts["rec"] == pytest.approx(_bce(z[950:], y[950:]), rel=1e-5)
+    # a model that gets the 50 recorded windows badly wrong loses half its score, not 5 %
+    z_bad = z.copy()
+    z_bad[950:] = np.where(y[950:], -6.0, 6.0)
+    assert validation_bce(z_bad, y, lane)["rec"] > 5.0
+
+
+def test_early_stopping_keeps_the_epoch_that_holds_on_the_recordings() -> None:
+    """Validation = one learnable simulated set + an unlearnable 'recorded' one whose loss
+    grows as training fits: the kept epoch must be earlier than on the simulated set alone."""
+    data = synthetic_set(200, 21)
+    sim_val = synthetic_set(100, 22)
+    rec = synthetic_set(100, 23)
+    rec.cls = np.random.default_rng(1).permutation(rec.cls)
+    rec.lane = np.array([session_lane_id(i) for i in range(len(rec))], dtype=np.int64)
+    s = TrainSettings(**{**FAST.__dict__, "epochs": 8, "patience": 8})
+    _, alone = fit(NET, data, sim_val, s, None)
+    _, both = fit(NET, data, WindowSet.concat([sim_val, rec]), s, None)
+    assert [r["val_bce"] for r in both.rows] == pytest.approx(
+        [0.5 * (r["val_bce_sim"] + r["val_bce_rec"]) for r in both.rows]
+    )
+    assert [r["val_bce_sim"] for r in both.rows] == pytest.approx(
+        [r["val_bce"] for r in alone.rows], rel=1e-5
+    )
+    assert both.best_epoch == int(np.argmin([r["val_bce"] for r in both.rows]))
+
+
+def _fixture_sessions(folder: Path) -> list[Path]:
+    """The committed full-wave fixture (a PMN in moist sand, the same soil empty) as
+    labelled GPR-only sessions, as ``scripts/fullwave_set.py`` exports them."""
+    from detect.sim.fdtd.run import write_session
+    from detect.sim.fdtd.scenes import fixture_jobs
+
+    jobs = fixture_jobs()
+    paths = []
+    for name in ("pmn_moist_sand", "empty_moist_sand"):
+        paths.append(folder / f"{name}.h5")
+        write_session(paths[-1], FULLWAVE / f"{name}.h5", jobs[name].settings, jobs[name])
+        shutil.copyfile(FULLWAVE / f"{name}_truth.csv", folder / f"{name}_truth.csv")
+    return paths
+
+
+def test_recorded_windows_get_session_lane_ids(tmp_path: Path) -> None:
+    from detect.config import compose
+    from detect.model.workflow import _session_set
+
+    ws = _session_set(compose([]), [str(p) for p in _fixture_sessions(tmp_path)])
+    assert set(np.unique(ws.lane)) == {session_lane_id(0), session_lane_id(1)}
+    assert ws.is_mine[ws.lane == session_lane_id(0)].any()
+    assert not ws.is_mine[ws.lane == session_lane_id(1)].any()
+
+
+def test_train_task_stops_on_simulated_and_recorded_validation_together(tmp_path: Path) -> None:
+    from detect.app.train import train_task
+    from detect.config import compose
+
+    rec = [str(p) for p in _fixture_sessions(tmp_path)]
+    cfg = compose(["experiment=smoke", "train.variants=[gpr_only]", "train.threads=1",
+                   f"train.out_dir={tmp_path / 'run'}", f"train.models_dir={tmp_path / 'models'}",
+                   f"train.val_sessions=[{','.join(rec)}]"])  # fmt: skip
+    assert train_task(cfg) == 0
+    card = Classifier.load(tmp_path / "models" / "gpr_only", cfg).card
+    assert card["data"]["val_sessions"] == rec
+    (row,) = card["training"].get("history") or json.loads(
+        (tmp_path / "run" / "gpr_only" / "history.json").read_text()
+    )
+    assert row["val_bce"] == pytest.approx(0.5 * (row["val_bce_sim"] + row["val_bce_rec"]))
 
 
 # --------------------------------------------------------------------------- DDP

@@ -483,7 +483,7 @@ class FdtdConf:
     """Full-wave (gprMax) scenes: ``detect simulate sim.engine=gprmax`` (docs/fullwave.md;
     detect.sim.fdtd.settings.FdtdSettings holds the same defaults, tested)."""
 
-    mode: str = val("2d", choices=("2d",))
+    mode: str = val("2d", choices=("2d", "3d"))
     dx_m: float = val(0.002, 0.0002, 0.02)
     time_window_ns: float = val(8.0, 0.5, 100)
     centre_hz: float = val(1.5e9, 1e8, 1e10)
@@ -494,6 +494,7 @@ class FdtdConf:
     margin_m: float = val(0.06, 0, 10)
     soil_depth_m: float = val(0.30, 0, 10, lo_open=True)
     air_m: float = val(0.05, 0, 10)
+    cross_track_m: float = val(0.30, 0, 10, lo_open=True)
     pml_cells: int = val(10, 4, 40)
     soil_model: str = val("peplinski", choices=("peplinski", "homogeneous"))
     n_materials: int = val(20, 1, 200)
@@ -542,9 +543,11 @@ class TrainConf:
     radar_jitter: float = val(0.6, 0, 1)
     domain_jitter: float = val(0.5, 0, 1)
     edge_drop: float = val(0.2, 0, 1)
+    mirror: float = val(0.0, 0, 1)
     sessions: list[str] | None = val(None)
     session_repeat: int = val(1, 1, 1000)
     cal_sessions: list[str] | None = val(None)
+    val_sessions: list[str] | None = val(None)
     variants: list[str] | None = val(None)
     out_dir: str | None = val(None)
     models_dir: str | None = val(None)

@@ -96,4 +96,8 @@ def _fullwave(cfg: DictConfig, out_dir: Path) -> int:
         raise TaskError(str(exc), EXIT_USAGE) from None
     index = export(report, jobs, out_dir)
     print(f"{report.summary()}; index {index}", flush=True)
+    if report.failed:
+        name, why = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+        raise TaskError(f"scene {name} failed{more}: {why}", EXIT_USAGE)
     return 0

@@ -38,6 +38,17 @@ CLUTTER_NEAR_M = 0.5
 MIN_METAL_G = 1.0
 
 
+def session_lane_id(i: int) -> int:
+    """Lane id of the ``i``-th labelled recording of a window set: negative, where a
+    simulated lane's id (``seed * 10_000 + lane``) never is."""
+    return -1 - i
+
+
+def is_recorded(lane: np.ndarray) -> np.ndarray:
+    """Which windows come from labelled recordings (see :func:`session_lane_id`)."""
+    return np.asarray(lane) < 0
+
+
 @dataclass
 class WindowSet:
     """Windows and labels. GPR is stored as float16 to halve memory (values are post-DSP)."""

@@ -37,7 +37,7 @@ from detect.model.calibration import (
     fit_temperature,
     roc_auc,
 )
-from detect.model.dataset import WindowSet
+from detect.model.dataset import WindowSet, is_recorded
 from detect.model.nets import CalibratedNet, FusionNet, NetConfig
 from detect.windows import EDGE_CELLS
 
@@ -53,6 +53,7 @@ class TrainSettings:
     patience: int = 4
     modality_dropout: float = 0.3
     edge_drop: float = 0.0
+    mirror: float = 0.0
     gain_db: float = 6.0
     time_shift_samples: int = 2
     noise: float = 0.05
@@ -238,12 +239,22 @@ def augment(
     gpr_scale: float,
     emi_scale: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Window-level augmentation: gain, time shift, noise; modality dropout on present flags.
+    """Window-level augmentation: mirror, gain, time shift, noise; modality dropout on
+    present flags.
 
-    Lane-level variety (soil, wavelet, radar, speed and trace spacing) comes from the
-    simulator; short scans from :func:`drop_edges`.
+    ``mirror``: the share of windows turned end for end along the track. Ground scanned the
+    other way round is as real as the ground itself (the window's label sits at its centre),
+    so each recorded window counts twice and nothing the network learns may depend on the
+    walking direction. Lane-level variety (soil, wavelet, radar, speed and trace spacing)
+    comes from the simulator; short scans from :func:`drop_edges`.
     """
     n = gpr.shape[0]
+    if s.mirror > 0:
+        turn = torch.rand(n, generator=gen) < s.mirror
+        if bool(turn.any()):
+            gpr, emi = gpr.clone(), emi.clone()
+            gpr[turn] = gpr[turn].flip(1)
+            emi[turn] = emi[turn].flip(1)
     gain = 10 ** ((torch.rand(n, 1, 1, generator=gen) * 2 - 1) * s.gain_db / 20)
     gpr = gpr * gain
     emi = emi * 10 ** ((torch.rand(n, 1, 1, generator=gen) * 2 - 1) * s.gain_db / 40)
@@ -378,6 +389,23 @@ def save_checkpoint(
     os.replace(tmp, path)
 
 
+def validation_bce(z: np.ndarray, y: np.ndarray, lane: np.ndarray) -> dict[str, float]:
+    """Mine BCE of the early-stopping windows, per domain: ``sim`` (simulated lanes) and
+    ``rec`` (labelled recordings, :func:`~detect.model.dataset.is_recorded`). Early stopping takes
+    their mean, so a few hundred recorded windows weigh as much as thousands of simulated
+    ones: the epoch kept is the one that holds on both, not the one that fits the simulator."""
+    rec = is_recorded(lane)
+    out = {}
+    for name, mask in (("sim", ~rec), ("rec", rec)):
+        if mask.any():
+            out[name] = float(
+                nn.functional.binary_cross_entropy_with_logits(
+                    torch.from_numpy(z[mask]), torch.from_numpy(y[mask]).float()
+                )
+            )
+    return out
+
+
 def fit(
     cfg: NetConfig,
     train: WindowSet,
@@ -386,7 +414,7 @@ def fit(
     out_dir: Path | None = None,
     resume: Path | None = None,
 ) -> tuple[FusionNet, History]:
-    """Train a network; returns the best (lowest val mine-BCE) weights and the history.
+    """Train a network; returns the best (lowest :func:`validation_bce`) weights and the history.
 
     In a process group each rank trains on its shard; the returned network is the same
     on every rank. Rank 0 writes ``metrics.csv``, ``last.pt`` and ``best.pt`` in ``out_dir``.
@@ -470,16 +498,20 @@ def fit(
             dist.all_reduce(t)
             train_loss = float(t) / size
         out_v = raw_outputs(net, val)
-        z = torch.from_numpy(out_v["z"])
-        val_bce = float(
-            nn.functional.binary_cross_entropy_with_logits(z, torch.from_numpy(y_val).float())
-        )
+        parts = validation_bce(out_v["z"], y_val, val.lane)
+        val_bce = float(np.mean(list(parts.values())))
         p = 1 / (1 + np.exp(-out_v["z"]))
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
             "val_bce": val_bce,
+            **{f"val_bce_{k}": v for k, v in parts.items() if len(parts) > 1},
             "val_auc": roc_auc(out_v["z"], y_val),
+            **{
+                f"val_auc_{k}": roc_auc(out_v["z"][m], y_val[m])
+                for k, m in (("sim", ~is_recorded(val.lane)), ("rec", is_recorded(val.lane)))
+                if len(parts) > 1
+            },
             "val_ece_uncal": expected_calibration_error(p, y_val),
             "lr": opt.param_groups[0]["lr"],
             "seconds": time.monotonic() - t0,

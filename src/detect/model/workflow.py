@@ -212,8 +212,8 @@ def _windows(name: str, rs: list[LaneRecipe], workers: int, cache: Path | None) 
 
 
 def _session_set(cfg: Any, entries: list[str]) -> WindowSet:
-    """Labelled recordings added to the training windows (lane ids from 10**9 up)."""
-    from detect.model.dataset import session_paths, session_windows
+    """Labelled recordings added to a window set (lane ids: ``session_lane_id``)."""
+    from detect.model.dataset import session_lane_id, session_paths, session_windows
 
     base = base_recipe(cfg)
     try:
@@ -225,7 +225,7 @@ def _session_set(cfg: Any, entries: list[str]) -> WindowSet:
                 base.spec,
                 base.offsets_m,
                 base.stride,
-                10**9 + i,
+                session_lane_id(i),
                 base.label_from_edge,
                 base.label_guard_m,
             )
@@ -324,6 +324,7 @@ def card_for(
             + (", calibrated with labelled recordings too" if t.get("cal_sessions") else ""),
             "sessions": [str(x) for x in (t.get("sessions") or [])],
             "cal_sessions": [str(x) for x in (t.get("cal_sessions") or [])],
+            "val_sessions": [str(x) for x in (t.get("val_sessions") or [])],
             "train_lanes": len(plan.train),
             "val_lanes": len(plan.val),
             "cal_lanes": len(plan.cal),
@@ -344,6 +345,7 @@ def card_for(
                     "radar_jitter",
                     "domain_jitter",
                     "edge_drop",
+                    "mirror",
                     "session_repeat",
                     "bg_keep",
                 )
@@ -418,7 +420,7 @@ def run_training(cfg: Any) -> int:
         plan = data_plan(cfg)
     except ConfigError as exc:
         raise SettingsError(str(exc)) from exc
-    for key in ("sessions", "cal_sessions"):
+    for key in ("sessions", "cal_sessions", "val_sessions"):
         if not t.get(key):
             continue
         from detect.model.dataset import session_paths
@@ -436,6 +438,8 @@ def run_training(cfg: Any) -> int:
         train = WindowSet.concat([train] + [rec] * int(t.get("session_repeat", 1)))
     if t.get("cal_sessions"):
         cal = WindowSet.concat([cal, _session_set(cfg, list(t.cal_sessions))])
+    if t.get("val_sessions"):
+        val = WindowSet.concat([val, _session_set(cfg, list(t.val_sessions))])
     n = {"train": len(train), "val": len(val), "cal": len(cal)}
     for variant in variants:
         vdir = out_dir / variant

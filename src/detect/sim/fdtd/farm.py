@@ -10,7 +10,9 @@ before anything starts, so an interrupted build resumes where it stopped. ``sche
   the same path (a shared file system) and have the ``fdtd`` extra installed.
 
 Every finished scene prints one progress line; the report gives the throughput in
-A-scans per core-second (CPU seconds of the gprMax processes) and per worker-second.
+A-scans per core-second (CPU seconds of the gprMax processes) and per worker-second. A
+scene gprMax refuses or fails on is reported (``FarmReport.failed``, one line each) and the
+others go on: one bad scene does not cost a night of computed ones.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.io.truth import write_truth_csv
-from detect.sim.fdtd.run import BSCAN, SceneJob, is_done, run_scene, scene_dir
+from detect.sim.fdtd.run import BSCAN, FdtdRunError, SceneJob, is_done, run_scene, scene_dir
 from detect.sim.fdtd.settings import FdtdSettings
 
 log = logging.getLogger(__name__)
@@ -41,10 +43,11 @@ INDEX_COLUMNS = (
 
 @dataclass
 class FarmReport:
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)  # finished, in job order
     wall_s: float = 0.0
     workers: int = 1
     scheduler: str = ""
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (scene, why), one line
 
     @property
     def computed(self) -> list[dict[str, Any]]:
@@ -71,6 +74,8 @@ class FarmReport:
             txt += f"; {self.ascans_per_core_s:.3f} A-scans per core-second"
         if self.ascans_per_worker_s is not None:
             txt += f", {self.ascans_per_worker_s:.3f} per worker-second"
+        if self.failed:
+            txt += f"; {len(self.failed)} FAILED ({', '.join(n for n, _ in self.failed)})"
         return txt
 
 
@@ -104,7 +109,8 @@ def run_jobs(
     cache: Path,
     progress: Callable[[str], None] | None = print,
 ) -> FarmReport:
-    """Compute every job not yet in ``cache``; results in the order of ``jobs``."""
+    """Compute every job not yet in ``cache``; results in the order of ``jobs``, scenes
+    that failed (:class:`FdtdRunError`) in ``failed`` instead."""
     cache.mkdir(parents=True, exist_ok=True)
     clean_stale(cache)
     workers = n_workers(s)
@@ -122,22 +128,36 @@ def run_jobs(
     traces_done = 0
     runs = _execute([jobs[i] for i in todo], todo, s, cache, workers)
     for n_done, (i, res) in enumerate(runs, start=1):
-        results[i] = res
-        traces_done += int(res["n_traces"])
         el = time.perf_counter() - t0
         eta = el / n_done * (len(todo) - n_done)
+        head = f"[{n_done:>{len(str(len(todo)))}}/{len(todo)}] {jobs[i].name}:"
+        if isinstance(res, FdtdRunError):
+            why = str(res).splitlines()[0] if str(res) else type(res).__name__
+            report.failed.append((jobs[i].name, why))
+            say(f"{head} FAILED: {why}")
+            continue
+        results[i] = res
+        traces_done += int(res["n_traces"])
         say(
-            f"[{n_done:>{len(str(len(todo)))}}/{len(todo)}] {res['name']}: {res['n_traces']} "
-            f"traces, {res['wall_s']:.1f} s; {traces_done / el:.2f} A-scans/s, ETA {eta:.0f} s"
+            f"{head} {res['n_traces']} traces, {res['wall_s']:.1f} s; "
+            f"{traces_done / el:.2f} A-scans/s, ETA {eta:.0f} s"
         )
     report.wall_s = time.perf_counter() - t0
-    report.results = [results[i] for i in range(len(jobs))]
+    report.results = [results[i] for i in range(len(jobs)) if i in results]
     return report
+
+
+def _outcome(get: Callable[[], dict[str, Any]]) -> dict[str, Any] | FdtdRunError:
+    """A task's result, or the scene's own failure (any other error is a bug: raised)."""
+    try:
+        return get()
+    except FdtdRunError as exc:
+        return exc
 
 
 def _execute(
     jobs: list[SceneJob], index: list[int], s: FdtdSettings, cache: Path, workers: int
-) -> Iterator[tuple[int, dict[str, Any]]]:
+) -> Iterator[tuple[int, dict[str, Any] | FdtdRunError]]:
     if not jobs:
         return
     if s.scheduler == "local-processes":
@@ -145,7 +165,7 @@ def _execute(
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as ex:
             futs = {ex.submit(run_scene, job, cache): i for job, i in zip(jobs, index, strict=True)}
             for fut in as_completed(futs):
-                yield futs[fut], fut.result()
+                yield futs[fut], _outcome(fut.result)
         return
     from distributed import Client, LocalCluster
     from distributed import as_completed as dask_completed
@@ -165,7 +185,7 @@ def _execute(
         tasks = client.map(run_scene, jobs, cache=cache, pure=False)
         order = {t.key: i for t, i in zip(tasks, index, strict=True)}
         for task in dask_completed(tasks):
-            yield order[task.key], task.result()
+            yield order[task.key], _outcome(task.result)
     finally:
         client.close()
         if cluster is not None:
@@ -176,10 +196,14 @@ def export(report: FarmReport, jobs: Sequence[SceneJob], out_dir: Path) -> Path:
     """Each scene's session file (the gprMax-layout B-scan when sessions are off) and truth
     CSV into ``out_dir`` as ``<name>.h5`` + ``<name>_truth.csv`` (hard links where the file
     system allows, else copies: one recording per scene, as ``evaluate lanes=DIR`` expects)
-    and ``scenes.csv`` indexing them; returns the index."""
+    and ``scenes.csv`` indexing them (the scenes that finished); returns the index."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for job, res in zip(jobs, report.results, strict=True):
+    done = {r["name"]: r for r in report.results}
+    for job in jobs:
+        res = done.get(job.name)
+        if res is None:  # failed: not exported
+            continue
         folder = Path(res["folder"])
         session = folder / "session.h5"
         _link_or_copy(session if session.is_file() else folder / BSCAN, out_dir / f"{job.name}.h5")

@@ -1,11 +1,14 @@
-"""Full-wave scene sets: a seeded validation set and the committed test fixture.
+"""Full-wave scene sets: a seeded validation set, varied training sets and the committed
+test fixture.
 
 The validation set cycles through every threat kind of the target library (mines and
 UXO, depth to top 2-15 cm), every clutter kind and empty soil, in the ratio 3 : 2 : 1
 (48 scenes: each threat kind twice, each clutter kind at least once, 8 empty soils). Soils,
 positions, lateral offsets (within 40 % of the object's radius, so each object crosses
 the modelled plane), sizes and orientations are drawn from ``seed + i``; the default
-seeds (500000 on) lie far from the small seeds training uses.
+seeds (500000 on) lie far from the seeds training uses. The training scenes
+(:func:`training_scenes`) vary what the validation set holds fixed: the radar, and soils
+that are none of the named ones.
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ from typing import Any
 import numpy as np
 
 from detect.sim.fdtd.run import SceneJob
-from detect.sim.fdtd.scene_to_gprmax import scan_truth, scene_input
+from detect.sim.fdtd.scene_to_gprmax import (
+    layout,
+    scan_truth,
+    scene_input,
+    target_shapes,
+    target_solids,
+)
 from detect.sim.fdtd.settings import FdtdSettings
+from detect.sim.fdtd.soils import mixed_soil
 from detect.sim.scene import PlacedTarget, Scene, canonical_scene, place
 from detect.sim.soil import SOILS
 from detect.sim.targets import LIBRARY
@@ -45,9 +55,14 @@ def job_for(
     return SceneJob(name, text, tuple(truth), {**meta, **(info or {})}, s)
 
 
-def _target(rng: np.random.Generator, key: str, x_m: float) -> PlacedTarget:
+def _target(
+    rng: np.random.Generator,
+    key: str,
+    x_m: float,
+    depth_m: tuple[float, float] = DEPTH_RANGE_M,
+) -> PlacedTarget:
     k = LIBRARY[key]
-    lo, hi = DEPTH_RANGE_M
+    lo, hi = depth_m
     if k.cls.endswith("clutter"):
         lo, hi = max(lo, k.depth_range_m[0]), min(hi, max(k.depth_range_m[1], lo + 0.01))
     size_f = float(np.exp(rng.normal(0.0, k.size_jitter))) if k.size_jitter else 1.0
@@ -122,3 +137,104 @@ def fixture_jobs(s: FdtdSettings | None = None) -> dict[str, SceneJob]:
             scene, replace(s, n_traces=1), "free_space", info={"kind": "none"}, with_soil=False
         ),
     }
+
+
+#: per-scene radar and soil ranges of the training set (:func:`training_scenes`)
+TRAIN_CENTRE_HZ = (1.0e9, 2.0e9)
+TRAIN_ANTENNA_HEIGHT_M = (0.02, 0.10)
+TRAIN_ANTENNA_OFFSET_M = (0.02, 0.08)
+TRAIN_FRACTAL_DIM = (1.2, 2.2)
+TRAIN_WATER_SPREAD = (0.1, 0.45)
+TRAIN_LAYER_M = (0.06, 0.2)
+#: centre frequency x sqrt(wettest nominal permittivity) at most this at 3 mm cells (GHz;
+#: scales as 1/dx): gprMax 4.0.1 refused 10.4, 10.65 and 10.73 (too few cells per
+#: wavelength in the fractal soil's wettest bin) and took 10.37; 9.8 leaves a margin
+TRAIN_FC_SQRT_EPS_GHZ_AT_3MM = 9.8
+
+
+def training_scenes(
+    s: FdtdSettings, n: int | None = None
+) -> list[tuple[str, Scene, dict[str, Any], FdtdSettings]]:
+    """``n`` seeded training scenes (name, scene, info, settings), varied where the
+    validation set is fixed, so a model cannot learn one radar or one soil texture.
+
+    Per scene: the Ricker centre frequency (1-2 GHz, log-uniform; lowered where the wettest
+    soil would be too few cells per wavelength for gprMax), antenna height (2-10 cm)
+    and separation (2-8 cm); a soil of random texture and permittivity
+    (:func:`~detect.sim.fdtd.soils.mixed_soil`: never one of the validation set's named
+    soils), its fractal dimension and water spread, and a wetter layer in a third of the
+    scenes. Contents cycle threat : clutter : empty as 2 : 2 : 1;
+    half of the threat and clutter scenes hold a second object of the other group a
+    quarter of the scan away, so a window's label and its neighbour's differ on the same
+    ground. Depths to top span 1-18 cm (clutter: its kind's range).
+    """
+    n = s.n_scenes if n is None else n
+    soils = tuple(SOILS)
+    out = []
+    counts = {"threat": 0, "clutter": 0}
+
+    def next_key(group: str) -> str:
+        keys = THREATS if group == "threat" else CLUTTER
+        key = keys[counts[group] % len(keys)]
+        counts[group] += 1
+        return key
+
+    for i in range(n):
+        seed = s.seed + i
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7EA1]))
+        soil = mixed_soil(rng, SOILS[soils[int(rng.integers(len(soils)))]])
+        layer = float(rng.uniform(*TRAIN_LAYER_M)) if rng.random() < 1 / 3 else None
+        fc = float(np.exp(rng.uniform(*np.log(TRAIN_CENTRE_HZ))))
+        wettest = max(soil.eps_r, soil.layer_eps_r if layer is not None else 0.0)
+        fc_max = TRAIN_FC_SQRT_EPS_GHZ_AT_3MM * 1e9 * (0.003 / s.dx_m) / math.sqrt(wettest)
+        si = replace(
+            s,
+            centre_hz=min(fc, fc_max),
+            antenna_height_m=float(rng.uniform(*TRAIN_ANTENNA_HEIGHT_M)),
+            antenna_offset_m=float(rng.uniform(*TRAIN_ANTENNA_OFFSET_M)),
+            fractal_dim=float(rng.uniform(*TRAIN_FRACTAL_DIM)),
+            water_spread=float(rng.uniform(*TRAIN_WATER_SPREAD)),
+            moisture_layer_m=layer,
+        )
+        slot = i % 5
+        group = "threat" if slot < 2 else "clutter" if slot < 4 else None
+        keys: list[str] = []
+        if group:
+            keys.append(next_key(group))
+            if rng.random() < 0.5:
+                keys.append(next_key("clutter" if group == "threat" else "threat"))
+        L = si.scan_length_m
+        centres = [0.5 * L] if len(keys) < 2 else [0.27 * L, 0.73 * L]
+        if len(keys) == 2 and rng.random() < 0.5:
+            centres.reverse()
+        targets = []
+        for j, (key, x) in enumerate(zip(keys, centres, strict=False)):
+            t = _target(rng, key, x + float(rng.uniform(-0.03, 0.03)), depth_m=(0.01, 0.18))
+            targets.append(_inside_soil(replace(t, id=f"T{j}"), si))
+        scene = canonical_scene(targets, soil, length_m=L, seed=seed)
+        name = f"tr{i:04d}_{'+'.join(keys) or 'empty'}_{soil.name}"
+        info = {"index": i, "kind": "+".join(keys) or "empty"}
+        out.append((name, scene, info, si))
+    return out
+
+
+def _inside_soil(t: PlacedTarget, s: FdtdSettings, clearance_m: float = 0.01) -> PlacedTarget:
+    """``t`` raised where a long or tilted object would reach below the soil model."""
+    lay = layout(s)
+    x_m = lay.x0_m + t.x_m
+    if s.mode == "3d":
+        solids = target_solids(t, x_m, lay.line_z_m, lay.surface_m, s.dx_m)
+        lows = [sol.bounds()[0][1] for sol in solids]
+    else:
+        shapes = target_shapes(t, x_m, lay.surface_m, s.dx_m)
+        lows = [sh.b - sh.c if sh.kind == "disc" else sh.b for sh in shapes]
+    if not lows:
+        return t
+    low = min(lows)
+    short = s.pml_cells * s.dx_m + clearance_m - low
+    return replace(t, depth_m=max(0.0, t.depth_m - short)) if short > 0 else t
+
+
+def training_jobs(s: FdtdSettings, n: int | None = None) -> list[SceneJob]:
+    """The jobs of :func:`training_scenes`, each with its own radar settings."""
+    return [job_for(scene, si, name, info=info) for name, scene, info, si in training_scenes(s, n)]

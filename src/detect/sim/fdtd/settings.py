@@ -1,7 +1,8 @@
 """Full-wave settings (the ``fdtd`` config group): grid, radar, soil model and farm.
 
 Defaults (2 mm cells, 8 ns, 40 traces at 1.4 cm, 1.5 GHz Ricker) give a 0.55 m B-scan in
-about 80 s on one core (2 s per A-scan, measured; cost grows as 1/dx^3 in 2-D). The
+about 80 s on one core (2 s per A-scan, measured; cost grows as 1/dx^3 in 2-D, 1/dx^4 in
+3-D, where ``cross_track_m`` of soil across the track multiplies the cells). The
 solver refuses meshes with fewer than 3 cells per shortest wavelength, so ``dx_m`` and
 ``centre_hz`` are checked together here (10 cells per wavelength at 3 fc in air/eps 25 soil
 would be far too strict; we ask for >= 3 at 3 fc in the wettest soil, as gprMax does).
@@ -28,7 +29,7 @@ class FdtdConfigError(ValueError):
 
 @dataclass(frozen=True)
 class FdtdSettings:
-    mode: str = "2d"  # 2-D TMz (one cell in z); 3-D is not built yet
+    mode: str = "2d"  # 2d: TMz, one cell in z | 3d: cross_track_m of soil across the track
     dx_m: float = 0.002  # cell size (square cells)
     time_window_ns: float = 8.0
     centre_hz: float = 1.5e9  # Ricker centre frequency
@@ -39,6 +40,7 @@ class FdtdSettings:
     margin_m: float = 0.06  # ground beyond the antennas at each scan end (besides the PML)
     soil_depth_m: float = 0.30  # soil below the mean surface (then the PML)
     air_m: float = 0.05  # air above the antennas (then the PML)
+    cross_track_m: float = 0.30  # 3d only: soil across the track, centred on the scan line
     pml_cells: int = 10
     soil_model: str = "peplinski"  # peplinski (fractal, rough) | homogeneous (flat, eps_r)
     n_materials: int = 20  # Peplinski water-fraction bins of the fractal soil
@@ -60,7 +62,7 @@ class FdtdSettings:
             if not ok:
                 raise FdtdConfigError(f"fdtd.{key} = {getattr(self, key)!r}: {what}")
 
-        need(self.mode == "2d", "mode", "only 2d (TMz) is built so far")
+        need(self.mode in ("2d", "3d"), "mode", "must be 2d or 3d")
         need(0.0002 <= self.dx_m <= 0.02, "dx_m", "must be in [0.0002, 0.02] m")
         need(0.5 <= self.time_window_ns <= 100, "time_window_ns", "must be in [0.5, 100] ns")
         need(1e8 <= self.centre_hz <= 1e10, "centre_hz", "must be in [1e8, 1e10] Hz")
@@ -71,6 +73,7 @@ class FdtdSettings:
         need(self.margin_m >= 0, "margin_m", "must be >= 0")
         need(self.soil_depth_m > 2 * self.dx_m, "soil_depth_m", "must exceed 2 cells")
         need(self.air_m >= 0, "air_m", "must be >= 0")
+        need(self.cross_track_m > 0, "cross_track_m", "must be > 0 m")
         need(4 <= self.pml_cells <= 40, "pml_cells", "must be in [4, 40]")
         need(
             self.soil_model in ("peplinski", "homogeneous"),

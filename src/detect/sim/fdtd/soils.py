@@ -11,7 +11,10 @@ gives the expected velocity that tests compare FDTD arrival times with.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from detect.sim.soil import Soil
 
@@ -55,6 +58,17 @@ def peplinski_eps(t: Texture, water: float, freq_hz: float = PEPLINSKI_FREQ_HZ) 
     return 1.15 * eps - 0.68
 
 
+def peplinski_sigma_factor(t: Texture) -> float:
+    """Peplinski's effective-conductivity term (S/m, 0.3-1.3 GHz; gprMax's coefficients):
+    each water bin's conductivity is proportional to it, so it must be positive (a very
+    sandy, light soil makes it negative and gprMax refuses the material)."""
+    return 0.0467 + 0.2204 * t.bulk_density_g_cm3 - 0.411 * t.sand + 0.6614 * t.clay
+
+
+#: the least Peplinski conductivity term a mixed soil gets (S/m)
+MIX_SIGMA_FACTOR_MIN = 0.01
+
+
 def water_for(soil: Soil, texture: Texture | None = None) -> float:
     """Volumetric water fraction that gives ``soil.eps_r`` (bisection; one line if out of reach)."""
     t = texture or texture_of(soil)
@@ -73,13 +87,57 @@ def water_for(soil: Soil, texture: Texture | None = None) -> float:
     return 0.5 * (lo + hi)
 
 
+#: a soil mixed by :func:`mixed_soil`: its name is its texture (sand %, clay %, bulk density)
+MIX_NAME = re.compile(r"^mix_s(\d{2})_c(\d{2})_b(\d{3})$")
+#: ranges :func:`mixed_soil` draws from
+MIX_SAND = (0.2, 0.95)
+MIX_CLAY_MAX = 0.6
+MIX_BULK_DENSITY_G_CM3 = (1.3, 1.8)
+MIX_EPS_R = (3.5, 25.0)
+MIX_ROUGHNESS_M = (0.002, 0.015)
+
+
 def texture_of(soil: Soil) -> Texture:
+    m = MIX_NAME.match(soil.name)
+    if m:
+        return Texture(int(m[1]) / 100, int(m[2]) / 100, int(m[3]) / 100)
     try:
         return TEXTURE[soil.name]
     except KeyError:
         raise ValueError(
-            f"soil '{soil.name}' has no Peplinski texture; known: {', '.join(TEXTURE)}"
+            f"soil '{soil.name}' has no Peplinski texture; known: {', '.join(TEXTURE)} "
+            "or mix_sSS_cCC_bBBB"
         ) from None
+
+
+def mixed_soil(rng: np.random.Generator, base: Soil) -> Soil:
+    """A soil none of the named ones is: a random Peplinski texture and permittivity.
+
+    Sand 20-95 %, clay up to 60 % of the rest, bulk density 1.3-1.8 g/cm3 (raised where
+    :func:`peplinski_sigma_factor` would not be positive), permittivity
+    3.5-25 (log-uniform, i.e. dry sand to wet clay), a wetter layer 1.3-2 times that, and
+    surface roughness 2-15 mm; the fast simulator's other parameters come from ``base``.
+    Training scenes use these, so the named soils of the validation set are never trained on.
+    """
+    sand = round(float(rng.uniform(*MIX_SAND)), 2)
+    clay = round(float(rng.uniform(0.02, min(MIX_CLAY_MAX, 1.0 - sand))), 2)
+    rho = round(float(rng.uniform(*MIX_BULK_DENSITY_G_CM3)), 2)
+    short = MIX_SIGMA_FACTOR_MIN - peplinski_sigma_factor(Texture(sand, clay, rho))
+    if short > 0:  # denser, until the conductivity term is positive
+        rho = math.ceil((rho + short / 0.2204) * 100) / 100
+    tex = Texture(sand, clay, rho)
+    name = f"mix_s{round(sand * 100):02d}_c{round(clay * 100):02d}_b{round(rho * 100):03d}"
+    reach = (peplinski_eps(tex, 0.01), peplinski_eps(tex, 0.5))
+    lo, hi = max(MIX_EPS_R[0], reach[0]), min(MIX_EPS_R[1], reach[1])
+    eps = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
+    layer = min(eps * float(rng.uniform(1.3, 2.0)), reach[1])
+    return replace(
+        base,
+        name=name,
+        eps_r=round(eps, 2),
+        layer_eps_r=round(layer, 2),
+        roughness_m=round(float(rng.uniform(*MIX_ROUGHNESS_M)), 4),
+    )
 
 
 def water_range(soil: Soil, spread: float, eps_r: float | None = None) -> tuple[float, float]:
