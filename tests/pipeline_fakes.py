@@ -16,6 +16,18 @@ LAT0, LON0 = 45.0, 15.0
 M_PER_DEG_LAT = 6_371_008.8 * math.pi / 180.0
 
 
+#: overrides for a pipeline on the fake head: no shipped model (the uncalibrated interim
+#: detector, so nothing depends on trained weights), EMI 0.3 m behind the GPR, alarms at 0.5
+INTERIM_HEAD = (
+    "run.display=false",
+    "model.name=__none__",
+    "model.allow_interim=true",
+    "align.offsets_m.emi=0.3",
+    "alarm.threshold=0.5",
+    "alarm.hysteresis=0.1",
+)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.t = 1000.0

@@ -31,16 +31,9 @@ from detect.io.session import SessionReader, SessionWriter
 from detect.sinks.display import PlainDisplay
 from detect.sinks.recorder import RecorderSink
 from detect.windows import EDGE_CELLS, window_spec_from_cfg
-from pipeline_fakes import FakeClock, FakeHead, walk_until
+from pipeline_fakes import INTERIM_HEAD, FakeClock, FakeHead, walk_until
 
-CFG = (
-    "run.display=false",
-    "model.name=__none__",
-    "model.allow_interim=true",
-    "align.offsets_m.emi=0.3",
-    "alarm.threshold=0.5",
-    "alarm.hysteresis=0.1",
-)
+CFG = INTERIM_HEAD
 GPR_OFF_S = (5.0, 7.0)  # head at 0.5 m/s: no GPR traces from 2.5 to 3.5 m
 SPEED_M_S = 0.5
 STEP_S = 0.05  # FakeHead's read step: one loop turn

@@ -19,7 +19,7 @@ from detect.engine.build import build_pipeline
 from detect.engine.drive import close_out, drive
 from detect.sinks.display import PlainDisplay
 from detect.sinks.gis_reasons import segments_from_rows, with_reasons
-from pipeline_fakes import FakeClock, FakeHead
+from pipeline_fakes import INTERIM_HEAD, FakeClock, FakeHead
 from test_gis_package import same_strips
 
 pytest.importorskip("h5py")
@@ -100,16 +100,7 @@ def unplugged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12 s walk at 0.5 m/s, its GPR unplugged 5..7 s (2.5..3.5 m), recorded, with the
     live package (run.out_dir)."""
     out = tmp_path_factory.mktemp("unplugged")
-    cfg = compose(
-        [
-            "run.display=false",
-            "model.name=__none__",
-            "model.allow_interim=true",
-            "align.offsets_m.emi=0.3",
-            "alarm.threshold=0.5",
-            "alarm.hysteresis=0.1",
-        ]
-    )
+    cfg = compose(list(INTERIM_HEAD))
     clock = FakeClock()
     src = FakeHead(clock, gpr_off_s=(5.0, 7.0))
     display = PlainDisplay(stream=io.StringIO())

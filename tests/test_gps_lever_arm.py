@@ -20,7 +20,7 @@ from detect.engine.build import build_pipeline
 from detect.engine.drive import close_out, drive
 from detect.engine.pipeline import Pipeline
 from detect.sinks.display import PlainDisplay
-from pipeline_fakes import LAT0, LON0, FakeClock, FakeHead
+from pipeline_fakes import INTERIM_HEAD, LAT0, LON0, FakeClock, FakeHead
 
 A_M = 6_378_137.0
 F = 1 / 298.257223563
@@ -316,17 +316,7 @@ class AntennaBehindHead(FakeHead):
 
 
 def run_head(*overrides: str, **kw: Any) -> Pipeline:
-    cfg = compose(
-        [
-            "run.display=false",
-            "model.name=__none__",
-            "model.allow_interim=true",
-            "align.offsets_m.emi=0.3",
-            "alarm.threshold=0.5",
-            "alarm.hysteresis=0.1",
-            *overrides,
-        ]
-    )
+    cfg = compose([*INTERIM_HEAD, *overrides])
     clock = FakeClock()
     src = AntennaBehindHead(clock, targets_m=(1.5, 3.0, 4.5), emi_offset_m=0.3, **kw)
     pipe = build_pipeline(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -124,18 +127,27 @@ def test_labelled_recording_gives_the_same_windows_as_the_lane(tmp_path) -> None
     )
 
 
-def test_field_recording_with_a_truth_csv_beside_it_trains(tmp_path) -> None:
-    """A recording without a truth table (a field session) is labelled from <stem>_truth.csv."""
+def _unlabelled_recording(path: Path, seed: int, sim: dict[str, Any]) -> tuple[Any, Any]:
+    """A simulated lane recorded as a session without its truth table (a field session);
+    the lane and its simulator settings."""
     from detect.io.session import SessionWriter
-    from detect.model.dataset import session_windows
     from detect.sim.settings import settings_from
 
-    s = settings_from({"n_targets_min": 2, "n_targets_max": 3, "lane_length_m": 4.0})
-    lane = sim_lane.simulate_lane(12, s, lane_index=0)
-    path = tmp_path / "field.h5"
+    s = settings_from(sim)
+    lane = sim_lane.simulate_lane(seed, s, lane_index=0)
     with SessionWriter(path, config={}, info={"emi_offset_m": s.head.emi_offset_m}) as w:
         w.write(lane.gpr)
         w.write(lane.emi)
+    return lane, s
+
+
+def test_field_recording_with_a_truth_csv_beside_it_trains(tmp_path) -> None:
+    """A recording without a truth table (a field session) is labelled from <stem>_truth.csv."""
+    from detect.model.dataset import session_windows
+
+    path = tmp_path / "field.h5"
+    sim = {"n_targets_min": 2, "n_targets_max": 3, "lane_length_m": 4.0}
+    lane, s = _unlabelled_recording(path, 12, sim)
     dsp = {"gpr": [{"step": "dewow", "window_ns": 2.0}], "emi": []}
     spec = WindowSpec()
     with pytest.raises(ValueError, match=r"field_truth\.csv"):
@@ -152,16 +164,10 @@ def test_field_recording_with_a_truth_csv_beside_it_trains(tmp_path) -> None:
 def test_a_truth_csv_with_no_rows_labels_mine_free_ground(tmp_path) -> None:
     """An empty truth table beside a recording (an empty-soil full-wave scene, a cleared
     strip) is a label: every window is background. Without any table it cannot train."""
-    from detect.io.session import SessionWriter
     from detect.model.dataset import session_windows
-    from detect.sim.settings import settings_from
 
-    s = settings_from({"n_targets_min": 0, "n_targets_max": 0, "lane_length_m": 3.0})
-    lane = sim_lane.simulate_lane(13, s, lane_index=0)
     path = tmp_path / "clear.h5"
-    with SessionWriter(path, config={}, info={"emi_offset_m": s.head.emi_offset_m}) as w:
-        w.write(lane.gpr)
-        w.write(lane.emi)
+    _unlabelled_recording(path, 13, {"n_targets_min": 0, "n_targets_max": 0, "lane_length_m": 3.0})
     dsp = {"gpr": [{"step": "dewow", "window_ns": 2.0}], "emi": []}
     with pytest.raises(ValueError, match=r"clear_truth\.csv"):
         session_windows(path, dsp, WindowSpec(), {"gpr": 0.0, "emi": 0.0})

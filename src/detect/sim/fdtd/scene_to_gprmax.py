@@ -511,17 +511,25 @@ def _placed_solids(t: PlacedTarget, s: FdtdSettings, scan_start_m: float) -> lis
     return _in_volume(solids, lay.nx * s.dx_m, lay.nz * s.dx_m, s.dx_m)
 
 
-def _drawn_shapes(t: PlacedTarget, s: FdtdSettings, scan_start_m: float, title: str) -> list[Shape]:
+def lowest_m(t: PlacedTarget, s: FdtdSettings, scan_start_m: float = 0.0) -> float:
+    """Domain y of the lowest point of ``t`` as drawn in this mode (inf: not drawn); below
+    ``pml_cells * dx_m`` it would reach into the PML under the soil."""
+    if s.mode == "3d":
+        return min(
+            (sol.bounds()[0][1] for sol in _placed_solids(t, s, scan_start_m)), default=math.inf
+        )
     drawn = _placed_shapes(t, s, scan_start_m)
-    low = [sh.b - sh.c if sh.kind == "disc" else sh.b for sh in drawn]
-    _check_floor(t, s, min(low, default=math.inf), title)
-    return drawn
+    return min((sh.b - sh.c if sh.kind == "disc" else sh.b for sh in drawn), default=math.inf)
+
+
+def _drawn_shapes(t: PlacedTarget, s: FdtdSettings, scan_start_m: float, title: str) -> list[Shape]:
+    _check_floor(t, s, lowest_m(t, s, scan_start_m), title)
+    return _placed_shapes(t, s, scan_start_m)
 
 
 def _drawn_solids(t: PlacedTarget, s: FdtdSettings, scan_start_m: float, title: str) -> list[Solid]:
-    drawn = _placed_solids(t, s, scan_start_m)
-    _check_floor(t, s, min((sol.bounds()[0][1] for sol in drawn), default=math.inf), title)
-    return drawn
+    _check_floor(t, s, lowest_m(t, s, scan_start_m), title)
+    return _placed_solids(t, s, scan_start_m)
 
 
 def _check_floor(t: PlacedTarget, s: FdtdSettings, lowest_m: float, title: str) -> None:

@@ -20,13 +20,7 @@ from typing import Any
 import numpy as np
 
 from detect.sim.fdtd.run import SceneJob
-from detect.sim.fdtd.scene_to_gprmax import (
-    layout,
-    scan_truth,
-    scene_input,
-    target_shapes,
-    target_solids,
-)
+from detect.sim.fdtd.scene_to_gprmax import lowest_m, scan_truth, scene_input
 from detect.sim.fdtd.settings import FdtdSettings
 from detect.sim.fdtd.soils import mixed_soil
 from detect.sim.scene import PlacedTarget, Scene, canonical_scene, place
@@ -220,18 +214,7 @@ def training_scenes(
 
 def _inside_soil(t: PlacedTarget, s: FdtdSettings, clearance_m: float = 0.01) -> PlacedTarget:
     """``t`` raised where a long or tilted object would reach below the soil model."""
-    lay = layout(s)
-    x_m = lay.x0_m + t.x_m
-    if s.mode == "3d":
-        solids = target_solids(t, x_m, lay.line_z_m, lay.surface_m, s.dx_m)
-        lows = [sol.bounds()[0][1] for sol in solids]
-    else:
-        shapes = target_shapes(t, x_m, lay.surface_m, s.dx_m)
-        lows = [sh.b - sh.c if sh.kind == "disc" else sh.b for sh in shapes]
-    if not lows:
-        return t
-    low = min(lows)
-    short = s.pml_cells * s.dx_m + clearance_m - low
+    short = s.pml_cells * s.dx_m + clearance_m - lowest_m(t, s)
     return replace(t, depth_m=max(0.0, t.depth_m - short)) if short > 0 else t
 
 
