@@ -1,7 +1,7 @@
 """Full-wave validation benchmark: issue 15's "Done when" figures on the gprMax scene set.
 
     .venv/bin/python scripts/bench_fullwave.py [DIR] [--models auto,fused] [--json FILE]
-        [--real DIR | --real none] [--bootstrap 2000]
+        [--real DIR | --real none] [--bootstrap 2000] [--set KEY=VALUE ...]
 
 DIR: the exported set (``<scene>.h5`` + ``<scene>_truth.csv`` + ``scenes.csv``, what
 ``scripts/fullwave_set.py`` writes into ``<cache>/validation``), any folder of GPR files with
@@ -551,6 +551,8 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", help="real-data folder (default DETECT_REAL_DATA); 'none' skips")
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--set", action="append", default=[], metavar="K=V",
+                    help="config override for each scan, e.g. alarm.nms_radius_m=0.2")  # fmt: skip
     a = ap.parse_args(argv)
     logging.getLogger("detect").setLevel(logging.ERROR)  # readers' notes: not the table's
     t0 = time.perf_counter()
@@ -562,11 +564,11 @@ def _main(argv: list[str] | None = None) -> int:
         scenes, layout = find_scenes(folder)
         if not scenes:
             raise BenchError(f"{folder}: no finished scenes yet")
-        base = scan_config(None)
+        base = scan_config(None, a.set)
         rule = settings_from_cfg(base).rule
         shipped = float(base.alarm.threshold)
         ops = [shipped] + ([a.op] if not math.isclose(a.op, shipped) else [])
-        cfgs = {op: scan_config(op) for op in ops}
+        cfgs = {op: scan_config(op, a.set) for op in ops}
         rdir = real_dir(a.real)
         if a.real and a.real != "none" and not (rdir and rdir.is_dir()):
             raise BenchError(f"--real {a.real}: no such folder")

@@ -162,3 +162,37 @@ def test_a_flat_top_timed_by_two_sensors_keeps_one_sensors_clock() -> None:
 
     assert located("gpr") == (pytest.approx(1.05), pytest.approx(12.1), "gpr")  # the mean
     assert located("emi") == (pytest.approx(1.05), pytest.approx(12.0), "gpr")  # one clock
+
+
+def test_two_objects_farther_apart_than_the_radius_with_a_dip_between_are_always_two_alarms() -> (
+    None
+):
+    """Generated pairs (a mine beside a clutter object): whenever the shipped settings' rule
+    says two (peaks more than ``nms_radius_m`` apart, the score between them below
+    ``split_fraction`` of the lower, whether or not it falls below re-arm), both are
+    declared, each at its own peak, in batch and streaming alike."""
+    cfg = AlarmConfig()
+    assert cfg.nms_radius_m <= 0.2  # a mine 20-25 cm from clutter is its own alarm
+    rng = np.random.default_rng(15)
+    x = np.round(np.arange(0, 3, 0.01), 2)
+    tried = 0
+    for _ in range(400):
+        d = rng.uniform(cfg.nms_radius_m + 0.015, 0.8)
+        c = (1.0, round(1.0 + d, 2))
+        h = rng.uniform(cfg.threshold + 0.05, 1.0, size=2)
+        w = rng.uniform(0.02, 0.08, size=2)
+        floor = rng.uniform(0.0, cfg.threshold)
+        p = np.full_like(x, floor)
+        for ci, hi, wi in zip(c, h, w, strict=True):
+            p = np.maximum(p, hi * np.exp(-0.5 * ((x - ci) / wi) ** 2))
+        between = (x > c[0]) & (x < c[1])
+        if p[between].min() >= cfg.split_fraction * h.min():
+            continue  # the rule itself says one alarm: not this test's case
+        tried += 1
+        alarms = pick_alarms(profile(x, p), cfg)
+        logic = AlarmLogic(cfg)
+        live = [a for pt in profile(x, p) for a in logic.feed(pt)] + logic.finish()
+        for got in (alarms, live):
+            main = [a for a in got if a.tier == "alarm"]
+            assert [round(a.position_m, 2) for a in main] == list(c), (d, h, w, floor)
+    assert tried > 200

@@ -176,7 +176,7 @@ def test_fixture_scenes_through_the_pipeline() -> None:
 
     # the track is 0.08 ... 0.46 m (20 windows). Mine scene: a peak at 0.20 m (0.073 m from
     # the PMN: inside its 0.156 m halo) and a low one (0.05) at 0.46 m, 0.26 m away (beyond
-    # the 0.25 m NMS radius, 0.187 m from the PMN): a suspect at 0.1, a false alarm at 0.036.
+    # the 0.2 m NMS radius, 0.187 m from the PMN): a suspect at 0.1, a false alarm at 0.036.
     # Empty scene: one peak of 0.3 at 0.12 m, a false alarm at both.
     pm = np.full(20, 0.01)
     pm[6], pm[19] = 0.9, 0.05
@@ -211,6 +211,12 @@ def test_fixture_scenes_through_the_pipeline() -> None:
     assert fig["false_alarms"]["n_false_alarms"] == 2
     assert fig["false_alarms"]["per_m"] == pytest.approx(2 / covered)
     assert math.isclose(fig["by_kind"]["pmn"]["per_m"], 1 / runs[0].covered_m)
+
+    # --set: a radius beyond the two peaks' 0.26 m keeps only the stronger
+    wide = B.scan_config(0.036, ["alarm.nms_radius_m=0.3"])
+    assert float(wide.alarm.nms_radius_m) == 0.3
+    r = B.scan_file(mine.path, mine.name, wide, ProfileScorer(wide, pm))
+    assert r.alarm_x_m == pytest.approx([0.20])
 
 
 def test_bad_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

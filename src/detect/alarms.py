@@ -254,6 +254,10 @@ class AlarmLogic:
                     self._add_candidate(peak)
                 self._new_peak(point)
             elif point.p_mine > peak.p_mine and not self._peak_taken:
+                if self._valley < cfg.split_fraction * peak.p_mine:
+                    # a lower, distinct peak before a higher one: non-maximum suppression
+                    # keeps both only where the higher one's top is beyond the radius
+                    self._add_candidate(peak)
                 self._new_peak(point)
             elif point.p_mine == peak.p_mine and not self._peak_taken:
                 self._plateau_end = point

@@ -362,7 +362,7 @@ class CueSettings:
 class AlarmSettings:
     threshold: float = val(0.1, 0, 1, lo_open=True)
     hysteresis: float = val(0.05, 0, 1, hi_open=True)
-    nms_radius_m: float = val(0.25, 0)
+    nms_radius_m: float = val(0.2, 0)
     split_fraction: float = val(0.5, 0, 1, hi_open=True)
     #: "suspect" tier: peaks below the threshold but at or above this (null, or a floor at
     #: or above the threshold: no suspect tier)
