@@ -196,3 +196,53 @@ def test_two_objects_farther_apart_than_the_radius_with_a_dip_between_are_always
             main = [a for a in got if a.tier == "alarm"]
             assert [round(a.position_m, 2) for a in main] == list(c), (d, h, w, floor)
     assert tried > 200
+
+
+def test_a_suppressed_candidate_suppresses_nothing() -> None:
+    """Three peaks in a row: the middle one is suppressed by the stronger last one, so the
+    first (0.30 m from the last) is still an alarm."""
+    x = np.array([0.0, 0.05, 0.15, 0.22, 0.30, 0.60])
+    p = np.array([0.50, 0.0, 0.60, 0.20, 0.90, 0.0])
+    cfg = AlarmConfig(nms_radius_m=0.2, suspect_floor=None)
+    alarms = pick_alarms(profile(x, p), cfg)
+    assert sorted(round(a.position_m, 2) for a in alarms) == [0.0, 0.3]
+
+
+def test_nms_on_generated_noisy_profiles_keeps_every_peak_no_stronger_alarm_covers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Greedy non-maximum suppression, checked on every candidate peak of random noisy
+    profiles: alarms are more than the radius apart, and a candidate not declared has a
+    declared alarm at least as strong within the radius; live equals batch."""
+    seen: list[ScorePoint] = []
+    add = AlarmLogic._add_candidate
+
+    def record(self: AlarmLogic, cand: ScorePoint) -> None:
+        n = len(self._pending)
+        add(self, cand)
+        if self.tier == "alarm" and len(self._pending) > n:
+            seen.append(self._pending[-1])
+
+    monkeypatch.setattr(AlarmLogic, "_add_candidate", record)
+    rng = np.random.default_rng(22)
+    x = np.round(np.arange(0, 4, 0.01), 2)
+    for cfg in (AlarmConfig(), AlarmConfig(threshold=0.3, hysteresis=0.1, nms_radius_m=0.3)):
+        r = cfg.nms_radius_m
+        for _ in range(300):
+            k = int(rng.integers(1, 7))
+            p = bumps(x, list(rng.uniform(0.3, 3.7, k)), list(rng.uniform(0.1, 1, k)), 0.04)
+            p = np.clip(p + rng.normal(0, rng.choice([0.0, 0.03, 0.08]), x.size), 0, 1)
+            seen.clear()
+            alarms = [a for a in pick_alarms(profile(x, p), cfg) if a.tier == "alarm"]
+            cands = list(seen)
+            logic = AlarmLogic(cfg)
+            live = [a for pt in profile(x, p) for a in logic.feed(pt)] + logic.finish()
+            assert [a.position_m for a in live if a.tier == "alarm"] == [
+                a.position_m for a in alarms
+            ]
+            pos = np.array([a.position_m for a in alarms])
+            conf = np.array([a.confidence for a in alarms])
+            assert all(np.abs(np.diff(np.sort(pos))) > r)
+            for c in cands:
+                near = np.abs(pos - c.position_m) <= r
+                assert near.any() and conf[near].max() >= c.p_mine - 1e-12, (c, pos)

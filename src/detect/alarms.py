@@ -8,10 +8,11 @@ An alarm is declared from that profile by
    around the threshold gives one region, not a burst;
 2. peak picking: the region's highest point is its candidate (position, class,
    depth and per-sensor scores are taken there; a flat, saturated top gives its middle);
-3. non-maximum suppression within ``nms_radius_m``: of candidates closer than the
-   radius only the strongest is kept. Live, a declared alarm is never taken back, so a
-   candidate is held until the head has moved ``nms_radius_m`` past it; a later,
-   weaker candidate within the radius of a declared alarm is suppressed.
+3. non-maximum suppression within ``nms_radius_m``, greedy, strongest first: a candidate
+   within the radius of a stronger kept one is dropped, and a dropped one drops nothing.
+   Live, a declared alarm is never taken back, so a candidate is held until the head has
+   moved ``nms_radius_m`` past it (and past any stronger candidate near it still undecided);
+   a later, weaker candidate within the radius of a declared alarm is suppressed.
 
 A region gives one alarm per *distinct* peak: a broad response stays one alarm (its
 score never dips deep), but where the score between two maxima more than ``nms_radius_m``
@@ -314,38 +315,47 @@ class AlarmLogic:
                 else cand.host_time_s,
             )
         self._plateau_end = None
-        r = self.config.nms_radius_m
-        keep: list[ScorePoint] = []
-        for p in self._pending:
-            if abs(p.position_m - cand.position_m) <= r:
-                if p.p_mine >= cand.p_mine:
-                    self.n_suppressed += 1
-                    return
-                self.n_suppressed += 1
-                continue
-            keep.append(p)
-        keep.append(cand)
-        self._pending = keep
+        self._pending.append(cand)
 
     def _release(self, head_position_m: float | None) -> list[Alarm]:
+        """Declare the candidates nothing can change any more: greedy non-maximum
+        suppression, strongest first (the earlier of equals), decided live.
+
+        A candidate is ready once the head, and any peak still growing, are more than the
+        radius away. A ready candidate within the radius of a declared alarm is suppressed;
+        one with a stronger candidate within the radius still undecided waits for it, so a
+        candidate that is itself suppressed never suppresses another (three peaks in a row,
+        the middle one suppressed by the last: the first is still declared)."""
         r = self.config.nms_radius_m
         out: list[Alarm] = []
-        still: list[ScorePoint] = []
-        for cand in self._pending:
-            ready = head_position_m is None or abs(head_position_m - cand.position_m) > r
-            if self._active and self._peak is not None and not self._peak_taken:
-                # A peak still growing within the radius may yet beat this candidate.
-                ready = ready and abs(self._peak.position_m - cand.position_m) > r
-            if not ready:
-                still.append(cand)
-                continue
-            if any(abs(cand.position_m - x) <= r for x in self._declared_positions):
-                self.n_suppressed += 1
-                continue
-            if self._veto is not None and self._veto(cand):
-                continue
-            out.append(self._declare(cand))
-        self._pending = still
+        growing_m = (
+            self._peak.position_m
+            if self._active and self._peak is not None and not self._peak_taken
+            else None
+        )
+        changed = True
+        while changed:
+            changed = False
+            for i, cand in enumerate(self._pending):
+                x = cand.position_m
+                if head_position_m is not None and abs(head_position_m - x) <= r:
+                    continue
+                if growing_m is not None and abs(growing_m - x) <= r:
+                    continue  # a peak still growing within the radius may yet beat it
+                if any(abs(x - y) <= r for y in self._declared_positions):
+                    self.n_suppressed += 1
+                elif any(
+                    abs(p.position_m - x) <= r
+                    and (p.p_mine > cand.p_mine or (p.p_mine == cand.p_mine and j < i))
+                    for j, p in enumerate(self._pending)
+                    if j != i
+                ):
+                    continue
+                elif self._veto is None or not self._veto(cand):
+                    out.append(self._declare(cand))
+                del self._pending[i]
+                changed = True
+                break
         return out
 
     def _declare(self, cand: ScorePoint) -> Alarm:
