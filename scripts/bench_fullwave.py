@@ -552,7 +552,7 @@ def _main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--set", action="append", default=[], metavar="K=V",
-                    help="config override for each scan, e.g. alarm.nms_radius_m=0.2")  # fmt: skip
+                    help="config override for each scan, e.g. alarm.nms_radius_m=0.25")  # fmt: skip
     a = ap.parse_args(argv)
     logging.getLogger("detect").setLevel(logging.ERROR)  # readers' notes: not the table's
     t0 = time.perf_counter()
@@ -611,6 +611,8 @@ def _main(argv: list[str] | None = None) -> int:
         f"thresholds: shipped {shipped:g}, benchmark {a.op:g}; real files: "
         f"{len(rfiles)} in {rdir if rfiles else '(none)'}"
     )
+    if a.set:
+        print(f"config overrides: {' '.join(a.set)}")
     print()
     for line in headline_rows(results):
         print(line)
@@ -637,6 +639,7 @@ def _main(argv: list[str] | None = None) -> int:
     if a.json:
         doc = {
             "folder": str(folder),
+            "overrides": list(a.set),
             "layout": layout,
             "n_scenes": len(scenes),
             "by_category": c,

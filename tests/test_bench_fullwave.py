@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import math
 import sys
 from pathlib import Path
@@ -225,3 +226,11 @@ def test_bad_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(err) == 1 and "does not exist" in err[0]
     assert B.main([str(tmp_path), "--real", "none"]) == 2
     assert "no scenes" in capsys.readouterr().err
+
+
+def test_set_overrides_are_in_the_json_and_a_bad_key_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    argv = [str(FIXTURE), "--real", "none", "--models", "auto", "--bootstrap", "0"]
+    assert B.main([*argv, "--set", "alarm.nms_radius_m=0.3", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["overrides"] == ["alarm.nms_radius_m=0.3"]
+    assert B.main([*argv, "--set", "alarm.no_such_key=1"]) == 2

@@ -9,7 +9,10 @@ An alarm is declared from that profile by
 2. peak picking: the region's highest point is its candidate (position, class,
    depth and per-sensor scores are taken there; a flat, saturated top gives its middle);
 3. non-maximum suppression within ``nms_radius_m``, greedy, strongest first: a candidate
-   within the radius of a stronger kept one is dropped, and a dropped one drops nothing.
+   within the radius of a stronger kept one is dropped, and a dropped one drops no other
+   candidate. (Left: a lower peak that *follows* a higher one within the radius is part of
+   the higher one's candidate, not a candidate of its own, so it is lost where the higher
+   one is suppressed by a still stronger one before it.)
    Live, a declared alarm is never taken back, so a candidate is held until the head has
    moved ``nms_radius_m`` past it (and past any stronger candidate near it still undecided);
    a later, weaker candidate within the radius of a declared alarm is suppressed.
@@ -327,7 +330,7 @@ class AlarmLogic:
         candidate that is itself suppressed never suppresses another (three peaks in a row,
         the middle one suppressed by the last: the first is still declared)."""
         r = self.config.nms_radius_m
-        out: list[Alarm] = []
+        decided: list[ScorePoint] = []
         growing_m = (
             self._peak.position_m
             if self._active and self._peak is not None and not self._peak_taken
@@ -352,15 +355,16 @@ class AlarmLogic:
                 ):
                     continue
                 elif self._veto is None or not self._veto(cand):
-                    out.append(self._declare(cand))
+                    self._declared_positions.append(x)
+                    decided.append(cand)
                 del self._pending[i]
                 changed = True
                 break
-        return out
+        # one release's alarms in track order (a candidate that waited comes out with them)
+        return [self._declare(c) for c in sorted(decided, key=lambda c: c.position_m)]
 
     def _declare(self, cand: ScorePoint) -> Alarm:
         self.n_declared += 1
-        self._declared_positions.append(cand.position_m)
         lat = lon = h_acc = None
         if self.locate is not None and math.isfinite(cand.host_time_s):
             where = self.locate(cand.host_time_s, cand.time_sensor)
