@@ -201,3 +201,18 @@ def test_suspect_floor_setting_from_the_config() -> None:
 
     with pytest.raises(SettingsError, match=r"alarm\.suspect_floor.*1\.5"):
         detect.compose(["alarm.suspect_floor=1.5"])
+
+
+def test_a_suspect_vetoed_beside_an_alarm_does_not_hide_one_beyond_its_radius() -> None:
+    """Greedy suppression in the suspect tier too: the stronger suspect peak 0.22 m from the
+    alarm is answered by it (vetoed), and a vetoed candidate suppresses nothing, so the
+    weaker one 0.36 m from the alarm, beyond the alarm's radius and its stretch at the
+    threshold, is still shown."""
+    x = np.round(np.arange(0, 1.2, 0.01), 2)
+    p = np.full(x.size, 0.005)
+    for c, h in ((0.0, 0.5), (0.22, 0.08), (0.36, 0.07)):
+        p = np.maximum(p, h * np.exp(-0.5 * ((x - c) / 0.02) ** 2))
+    cfg = AlarmConfig(threshold=0.1, hysteresis=0.05, nms_radius_m=0.2, suspect_floor=0.03)
+    pts = [ScorePoint(position_m=float(a), p_mine=float(b)) for a, b in zip(x, p, strict=True)]
+    out = pick_alarms(pts, cfg)
+    assert [(a.tier, round(a.position_m, 2)) for a in out] == [("alarm", 0.0), ("suspect", 0.36)]
