@@ -336,30 +336,24 @@ class AlarmLogic:
             if self._active and self._peak is not None and not self._peak_taken
             else None
         )
-        changed = True
-        while changed:
-            changed = False
-            for i, cand in enumerate(self._pending):
-                x = cand.position_m
-                if head_position_m is not None and abs(head_position_m - x) <= r:
-                    continue
-                if growing_m is not None and abs(growing_m - x) <= r:
-                    continue  # a peak still growing within the radius may yet beat it
-                if any(abs(x - y) <= r for y in self._declared_positions):
-                    self.n_suppressed += 1
-                elif any(
-                    abs(p.position_m - x) <= r
-                    and (p.p_mine > cand.p_mine or (p.p_mine == cand.p_mine and j < i))
-                    for j, p in enumerate(self._pending)
-                    if j != i
-                ):
-                    continue
-                elif self._veto is None or not self._veto(cand):
-                    self._declared_positions.append(x)
-                    decided.append(cand)
-                del self._pending[i]
-                changed = True
-                break
+        order = sorted(range(len(self._pending)), key=lambda i: (-self._pending[i].p_mine, i))
+        undecided = [True] * len(self._pending)
+        for k, i in enumerate(order):  # strongest first: stronger neighbours are decided first
+            cand = self._pending[i]
+            x = cand.position_m
+            if head_position_m is not None and abs(head_position_m - x) <= r:
+                continue
+            if growing_m is not None and abs(growing_m - x) <= r:
+                continue  # a peak still growing within the radius may yet beat it
+            if any(abs(x - y) <= r for y in self._declared_positions):
+                self.n_suppressed += 1
+            elif any(undecided[j] and abs(self._pending[j].position_m - x) <= r for j in order[:k]):
+                continue  # a stronger candidate within the radius is still undecided
+            elif self._veto is None or not self._veto(cand):
+                self._declared_positions.append(x)
+                decided.append(cand)
+            undecided[i] = False
+        self._pending = [c for c, u in zip(self._pending, undecided, strict=True) if u]
         # one release's alarms in track order (a candidate that waited comes out with them)
         return [self._declare(c) for c in sorted(decided, key=lambda c: c.position_m)]
 
