@@ -247,3 +247,78 @@ def test_nms_on_generated_noisy_profiles_keeps_every_peak_no_stronger_alarm_cove
                 if all(abs(seen[i].position_m - y) > r for y in kept):
                     kept.append(seen[i].position_m)
             assert sorted(a.position_m for a in alarms) == sorted(kept)
+
+
+def _generated_profile(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """Random bumps (some close together, some with a deep dip between) plus noise, with no
+    two points equal above the floor."""
+    k = int(rng.integers(1, 8))
+    centres = list(rng.uniform(0.2, x[-1] - 0.2, k))
+    if rng.uniform() < 0.5:  # a tight chain of peaks, the case a one-way rule gets wrong
+        c0 = rng.uniform(0.5, x[-1] - 1.0)
+        centres += list(c0 + np.cumsum(rng.uniform(0.08, 0.25, int(rng.integers(2, 5)))))
+    heights = list(rng.uniform(0.1, 1.0, len(centres)))
+    p = bumps(x, centres, heights, float(rng.uniform(0.02, 0.06)))
+    return np.clip(p + rng.normal(0, rng.choice([0.0, 0.01, 0.04]), x.size), 0.0, None)
+
+
+def _reference_alarms(x: np.ndarray, p: np.ndarray, cfg: AlarmConfig) -> list[float]:
+    """A second implementation from the rule's definition, with scipy's peak prominence:
+    inside a region (hysteresis, computed forwards), a local maximum at or above the
+    threshold is a candidate where, on each side, the score falls below ``split_fraction``
+    of it before it reaches a higher point or the region's end (the higher of scipy's two
+    bases below that share); then greedy non-maximum suppression, strongest first."""
+    from scipy.signal import find_peaks, peak_prominences
+
+    inside = np.zeros(p.size, dtype=bool)
+    active = False
+    for i, v in enumerate(p):
+        active = v >= cfg.threshold or (active and v >= cfg.threshold - cfg.hysteresis)
+        inside[i] = active
+    masked = np.where(inside, p, -1.0)
+    padded = np.concatenate([[-1.0], masked, [-1.0]])
+    peaks, _ = find_peaks(padded)
+    prominence, _, _ = peak_prominences(padded, peaks)
+    base = padded[peaks] - prominence
+    keep = (padded[peaks] >= cfg.threshold) & (base < cfg.split_fraction * padded[peaks])
+    cands = peaks[keep] - 1
+    kept: list[int] = []
+    for i in sorted(cands, key=lambda i: (-p[i], i)):
+        if all(abs(x[i] - x[j]) > cfg.nms_radius_m for j in kept):
+            kept.append(i)
+    return sorted(float(x[i]) for i in kept)
+
+
+CONFIGS = (
+    AlarmConfig(suspect_floor=None),
+    AlarmConfig(threshold=0.3, hysteresis=0.1, nms_radius_m=0.3, suspect_floor=None),
+    AlarmConfig(threshold=0.2, hysteresis=0.02, nms_radius_m=0.15, split_fraction=0.7),
+)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_alarms_match_a_second_implementation_of_the_rule_on_generated_profiles(
+    cfg: AlarmConfig,
+) -> None:
+    rng = np.random.default_rng(1515)
+    x = np.round(np.arange(0, 4, 0.01), 2)
+    for _ in range(400):
+        p = _generated_profile(rng, x)
+        got = [a.position_m for a in pick_alarms(profile(x, p), cfg) if a.tier == "alarm"]
+        assert got == _reference_alarms(x, p, cfg), p.round(3).tolist()
+
+
+@pytest.mark.parametrize("cfg", [*CONFIGS, AlarmConfig()])
+def test_walking_a_lane_the_other_way_gives_the_same_alarms(cfg: AlarmConfig) -> None:
+    """The rule has no direction: the same score profile walked end to end the other way
+    (positions mirrored) gives the same alarms and suspects, at the same places."""
+    rng = np.random.default_rng(2626)
+    x = np.round(np.arange(0, 4, 0.01), 2)
+    for _ in range(500):
+        p = _generated_profile(rng, x)
+        ahead = pick_alarms(profile(x, p), cfg)
+        back = pick_alarms(profile(-x[::-1], p[::-1]), cfg)
+        for tier in ("alarm", "suspect"):
+            a = sorted(round(a.position_m, 6) for a in ahead if a.tier == tier)
+            b = sorted(round(-a.position_m, 6) for a in back if a.tier == tier)
+            assert a == b, (tier, p.round(3).tolist())

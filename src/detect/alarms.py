@@ -6,23 +6,24 @@ An alarm is declared from that profile by
 1. a threshold with hysteresis: a region opens when ``p_mine >= threshold`` and
    closes only when ``p_mine < threshold - hysteresis``, so a score that hovers
    around the threshold gives one region, not a burst;
-2. peak picking: the region's highest point is its candidate (position, class,
-   depth and per-sensor scores are taken there; a flat, saturated top gives its middle);
+2. peak picking: a region gives one candidate per *distinct* peak. A local maximum at or
+   above the threshold is distinct where, on each side, the score falls below
+   ``split_fraction`` of it before it reaches a higher point or the region's end (the
+   higher of its two prominence bases lies below that share of it). A broad response
+   stays one candidate (its score never dips deep); two mines close together in clutter
+   are two even when the score never falls below the re-arm level between them. The rule
+   has no direction: a lane walked the other way gives the same candidates. Position,
+   class, depth and per-sensor scores are the peak's; a flat, saturated top (equal maxima
+   with no deep dip between) gives its middle;
 3. non-maximum suppression within ``nms_radius_m``, greedy, strongest first: a candidate
    within the radius of a stronger kept one is dropped, and a dropped one drops no other
-   candidate. (Left: a lower peak that *follows* a higher one within the radius is part of
-   the higher one's candidate, not a candidate of its own, so it is lost where the higher
-   one is suppressed by a still stronger one before it.)
-   Live, a declared alarm is never taken back, so a candidate is held until the head has
-   moved ``nms_radius_m`` past it (and past any stronger candidate near it still undecided);
-   a later, weaker candidate within the radius of a declared alarm is suppressed.
+   candidate.
 
-A region gives one alarm per *distinct* peak: a broad response stays one alarm (its
-score never dips deep), but where the score between two maxima more than ``nms_radius_m``
-apart falls below ``split_fraction`` of the lower one, the region is split, so two mines
-close together in clutter are two alarms even when the score never falls below the re-arm
-level between them. A peak is also declared once the head is past the radius and the
-score has fallen below ``split_fraction`` of it, without waiting for the region to close.
+Live, a peak becomes a candidate as soon as both its sides are known deep (without
+waiting for the region to close), and a declared alarm is never taken back, so a
+candidate is held until the head has moved ``nms_radius_m`` past it and every stronger
+peak within the radius is settled; a later, weaker candidate within the radius of a
+declared alarm is suppressed.
 
 Two tiers. An *alarm* is declared at the operating point (``threshold``) as above. A
 *suspect* is a peak below the threshold but at or above ``suspect_floor``: the same logic
@@ -162,6 +163,41 @@ class AlarmConfig:
                        suspect_floor=None)  # fmt: skip
 
 
+@dataclass(eq=False)
+class _Peak:
+    """A point (or a flat top) of the current region not yet exceeded by a later point."""
+
+    start: ScorePoint
+    end: ScorePoint
+    value: float
+    #: lowest score between the nearest earlier point at or above this one and this one
+    #: (-inf: the region's start)
+    left_min: float
+    #: lowest score since ``end`` (kept up to date while the peak is open)
+    right_min: float = math.inf
+    #: lowest score between this peak and the next one above it on the stack
+    gap: float = math.inf
+
+    def candidate(self) -> ScorePoint:
+        """The peak's point; a flat top (a saturated score) gives its middle. The middle's
+        time is the mean of the ends' only when one sensor timed both (the alarm's lat/lon
+        is placed from that sensor's time; another sensor passes the ground earlier)."""
+        a, b = self.start, self.end
+        if b is a or b.position_m == a.position_m:
+            return a
+        same_clock = a.time_sensor == b.time_sensor
+        return replace(
+            a,
+            position_m=0.5 * (a.position_m + b.position_m),
+            host_time_s=0.5 * (a.host_time_s + b.host_time_s) if same_clock else a.host_time_s,
+        )
+
+    def near(self, x_m: float, r_m: float) -> bool:
+        """Whether the peak (which a flat top may still extend) could lie within r of x."""
+        lo, hi = sorted((self.start.position_m, self.end.position_m))
+        return lo <= x_m <= hi or min(abs(x_m - lo), abs(x_m - hi)) <= r_m
+
+
 class AlarmLogic:
     """Streaming threshold + hysteresis + peak picking + NMS over a score profile."""
 
@@ -181,11 +217,10 @@ class AlarmLogic:
         self.n_declared = 0
         self.n_suppressed = 0
         self._active = False
-        self._peak: ScorePoint | None = None
-        self._plateau_end: ScorePoint | None = None
-        #: lowest score since the current peak, and whether that peak is already a candidate
-        self._valley = math.inf
-        self._peak_taken = False
+        #: the region's points not yet exceeded by a later one (values never rise upwards)
+        self._stack: list[_Peak] = []
+        #: the stack's peaks distinct on the left, at the threshold, not yet candidates
+        self._open: list[_Peak] = []
         self._pending: list[ScorePoint] = []
         self._declared_positions: list[float] = []
         #: stretches of the profile at or above the threshold (a suspect is no closer)
@@ -216,7 +251,8 @@ class AlarmLogic:
 
     def reset(self) -> None:
         self._active = False
-        self._peak = None
+        self._stack.clear()
+        self._open.clear()
         self._pending.clear()
         if self.suspects is not None:
             self.suspects.reset()
@@ -233,58 +269,59 @@ class AlarmLogic:
         if not math.isfinite(point.position_m) or not math.isfinite(point.p_mine):
             return []
         cfg = self.config
-        if self.suspects is not None and point.p_mine >= cfg.threshold:
-            x = point.position_m
-            if self._hot and x - self._hot[-1][1] <= cfg.nms_radius_m:
+        x = point.p_mine
+        if self.suspects is not None and x >= cfg.threshold:
+            pos = point.position_m
+            if self._hot and pos - self._hot[-1][1] <= cfg.nms_radius_m:
                 last = self._hot[-1]
-                last[0], last[1] = min(last[0], x), max(last[1], x)
+                last[0], last[1] = min(last[0], pos), max(last[1], pos)
             else:
-                self._hot.append([x, x])
-        if self._active:
-            assert self._peak is not None
-            peak = self._peak
-            if point.p_mine < self.rearm_level:
-                self._active = False
-                if not self._peak_taken:
-                    self._add_candidate(peak)
-                self._peak = None
-            elif (
-                self._valley < cfg.split_fraction * min(peak.p_mine, point.p_mine)
-                and point.position_m - peak.position_m > cfg.nms_radius_m
-                and point.p_mine >= cfg.threshold
-            ):
-                # a second, distinct peak in the same region: the score fell deep between
-                if not self._peak_taken:
-                    self._add_candidate(peak)
-                self._new_peak(point)
-            elif point.p_mine > peak.p_mine and not self._peak_taken:
-                if self._valley < cfg.split_fraction * peak.p_mine:
-                    # a lower, distinct peak before a higher one: non-maximum suppression
-                    # keeps both only where the higher one's top is beyond the radius
-                    self._add_candidate(peak)
-                self._new_peak(point)
-            elif point.p_mine == peak.p_mine and not self._peak_taken:
-                self._plateau_end = point
-            else:
-                self._valley = min(self._valley, point.p_mine)
-                if (
-                    not self._peak_taken
-                    and point.position_m - peak.position_m > cfg.nms_radius_m
-                    and point.p_mine < cfg.split_fraction * peak.p_mine
-                ):
-                    # well down the far flank: declare without waiting for the region to end
-                    self._add_candidate(peak)
-                    self._peak_taken = True
-        elif point.p_mine >= cfg.threshold:
+                self._hot.append([pos, pos])
+        if self._active and x < self.rearm_level:
+            self._close_region()
+        elif self._active or x >= cfg.threshold:
             self._active = True
-            self._new_peak(point)
+            self._climb(point)
         return self._release(point.position_m)
 
-    def _new_peak(self, point: ScorePoint) -> None:
-        self._peak = point
-        self._plateau_end = point
-        self._valley = math.inf
-        self._peak_taken = False
+    def _climb(self, point: ScorePoint) -> None:
+        """One point inside a region: settle the peaks it rises above, push it."""
+        x = point.p_mine
+        stack = self._stack
+        between = math.inf  # lowest point since the nearest earlier point at or above x
+        while stack and stack[-1].value < x:
+            top = stack.pop()
+            between = min(between, top.value, top.gap)
+            if top in self._open:  # a higher point came before a deep dip: not distinct
+                self._open.remove(top)
+        for peak in list(self._open):
+            peak.right_min = min(peak.right_min, x)
+            if peak.right_min < self.config.split_fraction * peak.value:
+                self._open.remove(peak)
+                self._add_candidate(peak.candidate())
+        if stack:
+            below = stack[-1]
+            below.gap = min(below.gap, between)
+            if below.value == x and below.gap >= self.config.split_fraction * x:
+                below.end = point  # a flat top (a shallow dip between equal maxima): one peak
+                below.gap = math.inf
+                below.right_min = math.inf
+                return
+            left_min = below.gap
+        else:
+            left_min = -math.inf  # the region's start: as deep as can be
+        peak = _Peak(point, point, x, left_min)
+        stack.append(peak)
+        if left_min < self.config.split_fraction * x and x >= self.config.threshold:
+            self._open.append(peak)
+
+    def _close_region(self) -> None:
+        """The score fell below re-arm: every peak still open is distinct on both sides."""
+        for peak in self._open:
+            self._add_candidate(peak.candidate())
+        self._open.clear()
+        self._stack.clear()
+        self._active = False
 
     def feed_many(self, points: Iterable[ScorePoint]) -> list[Alarm]:
         out: list[Alarm] = []
@@ -294,30 +331,13 @@ class AlarmLogic:
 
     def finish(self) -> list[Alarm]:
         """End of the track: declare what is still held."""
-        if self._active and self._peak is not None and not self._peak_taken:
-            self._add_candidate(self._peak)
-        self._active = False
-        self._peak = None
+        self._close_region()
         out = self._release(None)
         if self.suspects is not None:
             out.extend(self.suspects.finish())
         return out
 
     def _add_candidate(self, cand: ScorePoint) -> None:
-        end = self._plateau_end
-        if end is not None and end.position_m != cand.position_m:
-            # A saturated score (a flat top): the middle of the flat top is the peak. Its time
-            # is the mean of the ends' only when one sensor timed both (the alarm's lat/lon is
-            # placed from that sensor's time; another sensor passes the ground earlier).
-            same_clock = end.time_sensor == cand.time_sensor
-            cand = replace(
-                cand,
-                position_m=0.5 * (cand.position_m + end.position_m),
-                host_time_s=0.5 * (cand.host_time_s + end.host_time_s)
-                if same_clock
-                else cand.host_time_s,
-            )
-        self._plateau_end = None
         self._pending.append(cand)
 
     def _release(self, head_position_m: float | None) -> list[Alarm]:
@@ -331,11 +351,7 @@ class AlarmLogic:
         the middle one suppressed by the last: the first is still declared)."""
         r = self.config.nms_radius_m
         decided: list[ScorePoint] = []
-        growing_m = (
-            self._peak.position_m
-            if self._active and self._peak is not None and not self._peak_taken
-            else None
-        )
+        growing = self._open
         order = sorted(range(len(self._pending)), key=lambda i: (-self._pending[i].p_mine, i))
         undecided = [True] * len(self._pending)
         for k, i in enumerate(order):  # strongest first: stronger neighbours are decided first
@@ -343,8 +359,8 @@ class AlarmLogic:
             x = cand.position_m
             if head_position_m is not None and abs(head_position_m - x) <= r:
                 continue
-            if growing_m is not None and abs(growing_m - x) <= r:
-                continue  # a peak still growing within the radius may yet beat it
+            if any(p.value >= cand.p_mine and p.near(x, r) for p in growing):
+                continue  # a peak not yet settled within the radius may yet beat it
             if any(abs(x - y) <= r for y in self._declared_positions):
                 self.n_suppressed += 1
             elif any(undecided[j] and abs(self._pending[j].position_m - x) <= r for j in order[:k]):
@@ -388,9 +404,6 @@ class AlarmLogic:
         """Positions restart in a new frame: forget the profile (call :meth:`finish` first);
         alarm ids keep counting so they stay unique."""
         self.reset()
-        self._valley = math.inf
-        self._peak_taken = False
-        self._plateau_end = None
         self._declared_positions.clear()
         self._hot.clear()
         self.epoch = epoch
