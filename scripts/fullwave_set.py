@@ -6,6 +6,7 @@
     python scripts/fullwave_set.py --scheduler tcp://10.0.0.5:8786   # a running Dask scheduler
     python scripts/fullwave_set.py --fixture tests/data/fullwave     # the small test fixture
     python scripts/fullwave_set.py --training --n 96 --seed 610000 --set dx_m=0.003 --out DIR
+    python scripts/fullwave_set.py --training --mix 1:2:1 --pairs 0.25 ...  # more negatives
 
 Scenes are cached by hash under ``--cache`` (finished scenes are never recomputed: rerun
 the same command to resume); ``--out`` (default ``<cache>/validation``) receives one
@@ -45,6 +46,14 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     return values
 
 
+def _mix(text: str) -> tuple[int, int, int]:
+    parts = text.split(":")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"--mix {text!r}: expected threat:clutter:empty counts, e.g. 1:2:1")
+    a, b, c = (int(p) for p in parts)
+    return a, b, c
+
+
 def build_fixture(dest: Path, cache: Path) -> None:
     """The test fixture: each scene's resampled B-scan, truth CSV and input file."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -73,6 +82,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the varied training scenes (scenes.training_scenes) instead of the validation set",
     )
+    p.add_argument(
+        "--mix",
+        default="2:2:1",
+        help="with --training: threat:clutter:empty scenes in each cycle (default 2:2:1)",
+    )
+    p.add_argument(
+        "--pairs",
+        type=float,
+        default=0.5,
+        help="with --training: share of threat and clutter scenes holding a second object of "
+        "the other group (default 0.5)",
+    )
     p.add_argument("--fixture", help="write the small test fixture into this folder instead")
     args = p.parse_args(argv)
     try:
@@ -80,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.fixture:
             build_fixture(Path(args.fixture), s.cache_path())
             return 0
-        jobs = training_jobs(s) if args.training else validation_jobs(s)
+        if args.training:
+            jobs = training_jobs(s, mix=_mix(args.mix), pair_share=args.pairs)
+        else:
+            jobs = validation_jobs(s)
         report = run_jobs(jobs, s, s.cache_path())
         out = Path(args.out) if args.out else s.cache_path() / "validation"
         index = export(report, jobs, out)

@@ -215,6 +215,27 @@ def test_training_set_varies_the_radar_and_keeps_every_object_in_the_plane() -> 
     assert 20 < pairs < 60
 
 
+def test_a_test_set_with_another_mix_keeps_each_seeds_radar_and_soil() -> None:
+    """``mix``/``pair_share`` change what a scene holds (e.g. more clutter-only negatives for
+    a test set), never the radar and soil its seed draws."""
+    s = FdtdSettings(dx_m=0.003, seed=660000)
+    base = training_scenes(s, 40)
+    rich = training_scenes(s, 40, mix=(1, 2, 1), pair_share=0.0)
+    for (_, a, _, sa), (_, b, _, sb) in zip(base, rich, strict=True):
+        assert sa == sb and a.soil == b.soil and a.seed == b.seed
+    kinds = [str(info["kind"]) for _, _, info, _ in rich]
+    groups = [
+        "empty" if k == "empty" else "clutter" if LIBRARY[k].cls.endswith("clutter") else "threat"
+        for k in kinds
+    ]
+    assert "+" not in "".join(kinds)  # no pairs at pair_share 0
+    assert groups == ["threat", "clutter", "clutter", "empty"] * 10
+    with pytest.raises(ValueError, match="mix"):
+        training_scenes(s, 4, mix=(0, 0, 0))
+    with pytest.raises(ValueError, match="pair_share"):
+        training_scenes(s, 4, pair_share=1.5)
+
+
 def test_mixed_soils_are_none_of_the_named_ones_and_their_name_is_their_texture() -> None:
     rng = np.random.default_rng(4)
     eps = []

@@ -147,7 +147,10 @@ TRAIN_FC_SQRT_EPS_GHZ_AT_3MM = 9.8
 
 
 def training_scenes(
-    s: FdtdSettings, n: int | None = None
+    s: FdtdSettings,
+    n: int | None = None,
+    mix: tuple[int, int, int] = (2, 2, 1),
+    pair_share: float = 0.5,
 ) -> list[tuple[str, Scene, dict[str, Any], FdtdSettings]]:
     """``n`` seeded training scenes (name, scene, info, settings), varied where the
     validation set is fixed, so a model cannot learn one radar or one soil texture.
@@ -157,12 +160,19 @@ def training_scenes(
     and separation (2-8 cm); a soil of random texture and permittivity
     (:func:`~detect.sim.fdtd.soils.mixed_soil`: never one of the validation set's named
     soils), its fractal dimension and water spread, and a wetter layer in a third of the
-    scenes. Contents cycle threat : clutter : empty as 2 : 2 : 1;
-    half of the threat and clutter scenes hold a second object of the other group a
-    quarter of the scan away, so a window's label and its neighbour's differ on the same
-    ground. Depths to top span 1-18 cm (clutter: its kind's range).
+    scenes. Contents cycle threat : clutter : empty as ``mix`` (2 : 2 : 1);
+    ``pair_share`` (half) of the threat and clutter scenes hold a second object of the other
+    group a quarter of the scan away, so a window's label and its neighbour's differ on the
+    same ground. Depths to top span 1-18 cm (clutter: its kind's range). Another ``mix`` or
+    ``pair_share`` changes the contents, never the radar and soil a seed draws: a test set
+    with more clutter-only scenes (negatives) is e.g. ``mix=(1, 2, 1), pair_share=0.25``.
     """
     n = s.n_scenes if n is None else n
+    if len(mix) != 3 or min(mix) < 0 or sum(mix) == 0:
+        raise ValueError(f"mix {mix!r}: expected three counts threat:clutter:empty, not all 0")
+    if not 0.0 <= pair_share <= 1.0:
+        raise ValueError(f"pair_share {pair_share!r}: expected a share in [0, 1]")
+    cycle = ["threat"] * mix[0] + ["clutter"] * mix[1] + [""] * mix[2]
     soils = tuple(SOILS)
     out = []
     counts = {"threat": 0, "clutter": 0}
@@ -190,12 +200,11 @@ def training_scenes(
             water_spread=float(rng.uniform(*TRAIN_WATER_SPREAD)),
             moisture_layer_m=layer,
         )
-        slot = i % 5
-        group = "threat" if slot < 2 else "clutter" if slot < 4 else None
+        group = cycle[i % len(cycle)]
         keys: list[str] = []
         if group:
             keys.append(next_key(group))
-            if rng.random() < 0.5:
+            if rng.random() < pair_share:
                 keys.append(next_key("clutter" if group == "threat" else "threat"))
         L = si.scan_length_m
         centres = [0.5 * L] if len(keys) < 2 else [0.27 * L, 0.73 * L]
@@ -218,6 +227,12 @@ def _inside_soil(t: PlacedTarget, s: FdtdSettings, clearance_m: float = 0.01) ->
     return replace(t, depth_m=max(0.0, t.depth_m - short)) if short > 0 else t
 
 
-def training_jobs(s: FdtdSettings, n: int | None = None) -> list[SceneJob]:
+def training_jobs(
+    s: FdtdSettings,
+    n: int | None = None,
+    mix: tuple[int, int, int] = (2, 2, 1),
+    pair_share: float = 0.5,
+) -> list[SceneJob]:
     """The jobs of :func:`training_scenes`, each with its own radar settings."""
-    return [job_for(scene, si, name, info=info) for name, scene, info, si in training_scenes(s, n)]
+    scenes = training_scenes(s, n, mix, pair_share)
+    return [job_for(scene, si, name, info=info) for name, scene, info, si in scenes]
