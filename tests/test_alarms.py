@@ -79,6 +79,17 @@ def test_a_saturated_flat_top_is_placed_at_its_middle() -> None:
     assert alarm.position_m == pytest.approx(2.2, abs=0.006)
 
 
+def test_two_saturated_objects_far_apart_are_each_an_alarm_even_without_a_deep_dip() -> None:
+    """Equal (saturated) maxima 1 m apart with the score at 0.55 between: not a deep dip, so
+    one flat top; its middle lies on neither object, so its ends are alarms too."""
+    p = np.maximum(bumps(X, [3.0, 4.0], [1.0, 1.0], width=0.03), np.where(
+        (X > 3.0) & (X < 4.0), 0.55, 0.0))  # fmt: skip
+    p = np.round(p, 3)  # the tops are exactly 1.0, as a saturated float32 score is
+    for x, q in ((X, p), (-X[::-1], p[::-1])):
+        got = sorted(abs(round(a.position_m, 2)) for a in pick_alarms(profile(x, q)))
+        assert got == [3.0, 3.5, 4.0]
+
+
 def test_streaming_alarm_is_declared_once_the_head_is_past_the_radius() -> None:
     cfg = AlarmConfig(nms_radius_m=0.25)
     logic = AlarmLogic(cfg)
@@ -316,6 +327,34 @@ def test_walking_a_lane_the_other_way_gives_the_same_alarms(cfg: AlarmConfig) ->
     x = np.round(np.arange(0, 4, 0.01), 2)
     for _ in range(500):
         p = _generated_profile(rng, x)
+        ahead = pick_alarms(profile(x, p), cfg)
+        back = pick_alarms(profile(-x[::-1], p[::-1]), cfg)
+        for tier in ("alarm", "suspect"):
+            a = sorted(round(a.position_m, 6) for a in ahead if a.tier == tier)
+            b = sorted(round(-a.position_m, 6) for a in back if a.tier == tier)
+            assert a == b, (tier, p.round(3).tolist())
+
+
+@pytest.mark.parametrize(
+    "p", [[1.0, 0.5, 0.4, 0.5, 0.9], [1.0, 0.6, 0.4, 0.6, 1.0], [0.9, 0.5, 0.4, 0.5, 1.0]]
+)
+def test_a_flat_top_keeps_its_inner_dip_for_a_higher_point_after_it(p: list[float]) -> None:
+    """Two equal points with a shallow dip between merge into one flat top; the dip inside
+    it still lies between the peak before it and a higher (or equal) one after it."""
+    x = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    alarms = pick_alarms(profile(x, np.array(p)), AlarmConfig(suspect_floor=None))
+    assert [a.position_m for a in alarms] == [0.0, 1.0]
+
+
+def test_walking_a_quantized_lane_the_other_way_gives_the_same_alarms() -> None:
+    """Scores rounded (exported to 3 decimals, or coarser) have equal points; with no
+    suppression radius (no ties to break there) the rule must still have no direction."""
+    rng = np.random.default_rng(3737)
+    x = np.round(np.arange(0, 4, 0.01), 2)
+    cfg = AlarmConfig(nms_radius_m=0.0)
+    for _ in range(300):
+        q = float(rng.choice([0.001, 0.01, 0.05]))
+        p = np.round(np.clip(_generated_profile(rng, x) * rng.choice([1.0, 1.3]), 0, 1) / q) * q
         ahead = pick_alarms(profile(x, p), cfg)
         back = pick_alarms(profile(-x[::-1], p[::-1]), cfg)
         for tier in ("alarm", "suspect"):

@@ -71,6 +71,16 @@ def scan(centres: list[float], heights: list[float], length: float = 8.0) -> Sca
     return ScanOutput(x, bumps(x, centres, heights), [], [])
 
 
+def test_evaluation_declares_alarms_with_the_configured_split_fraction() -> None:
+    """Two peaks 0.5 m apart with the score at 0.6 of the lower one between them: one
+    alarm at split_fraction 0.5, two at 0.7 (evaluation uses the pipeline's setting)."""
+    x = np.arange(0.0, 4.0, 0.01)
+    p = np.maximum(bumps(x, [1.75, 2.25], [0.9, 0.8]), 0.48)
+    sc = ScanOutput(x, p, [], [])
+    assert alarms_at(sc, 0.3, 0.1, 0.2)[0].tolist() == pytest.approx([1.75])
+    assert alarms_at(sc, 0.3, 0.1, 0.2, 0.7)[0].tolist() == pytest.approx([1.75, 2.25])
+
+
 def test_alarm_logic_sweep_counts_by_hand() -> None:
     # mines at 2.0 (peak 0.9) and 6.0 (peak 0.6); a clutter nail at 4.0 (peak 0.7)
     lane = hand_lane([2.0, 6.0], [4.0])

@@ -14,10 +14,12 @@ An alarm is declared from that profile by
    are two even when the score never falls below the re-arm level between them. The rule
    has no direction: a lane walked the other way gives the same candidates. Position,
    class, depth and per-sensor scores are the peak's; a flat, saturated top (equal maxima
-   with no deep dip between) gives its middle;
+   with no deep dip between) gives its middle, and also both its ends where it is longer
+   than twice ``nms_radius_m`` (it may be two objects, and its middle neither);
 3. non-maximum suppression within ``nms_radius_m``, greedy, strongest first: a candidate
    within the radius of a stronger kept one is dropped, and a dropped one drops no other
-   candidate.
+   candidate. Of two equally strong candidates within the radius, the one walked first is
+   kept: with saturated scores, the one place where the direction of walking matters.
 
 Live, a peak becomes a candidate as soon as both its sides are known deep (without
 waiting for the region to close), and a declared alarm is never taken back, so a
@@ -170,27 +172,28 @@ class _Peak:
     start: ScorePoint
     end: ScorePoint
     value: float
-    #: lowest score between the nearest earlier point at or above this one and this one
-    #: (-inf: the region's start)
-    left_min: float
     #: lowest score since ``end`` (kept up to date while the peak is open)
     right_min: float = math.inf
-    #: lowest score between this peak and the next one above it on the stack
+    #: lowest score after ``start`` up to the next peak above it on the stack (a flat top's
+    #: inner dip included)
     gap: float = math.inf
 
-    def candidate(self) -> ScorePoint:
-        """The peak's point; a flat top (a saturated score) gives its middle. The middle's
-        time is the mean of the ends' only when one sensor timed both (the alarm's lat/lon
-        is placed from that sensor's time; another sensor passes the ground earlier)."""
+    def candidates(self, radius_m: float) -> list[ScorePoint]:
+        """The peak's point; a flat top (a saturated score) gives its middle, whose time is
+        the mean of the ends' only when one sensor timed both (the alarm's lat/lon is placed
+        from that sensor's time; another sensor passes the ground earlier). A flat top longer
+        than twice ``radius_m`` also gives both its ends: equal maxima that far apart with no
+        deep dip between may be two objects, and its middle neither."""
         a, b = self.start, self.end
         if b is a or b.position_m == a.position_m:
-            return a
+            return [a]
         same_clock = a.time_sensor == b.time_sensor
-        return replace(
+        middle = replace(
             a,
             position_m=0.5 * (a.position_m + b.position_m),
             host_time_s=0.5 * (a.host_time_s + b.host_time_s) if same_clock else a.host_time_s,
         )
+        return [a, middle, b] if abs(b.position_m - a.position_m) > 2 * radius_m else [middle]
 
     def near(self, x_m: float, r_m: float) -> bool:
         """Whether the peak (which a flat top may still extend) could lie within r of x."""
@@ -219,8 +222,9 @@ class AlarmLogic:
         self._active = False
         #: the region's points not yet exceeded by a later one (values never rise upwards)
         self._stack: list[_Peak] = []
-        #: the stack's peaks distinct on the left, at the threshold, not yet candidates
-        self._open: list[_Peak] = []
+        #: the stack's peak distinct on the left, at the threshold, not yet a candidate (at
+        #: most one: the dip that makes a later, lower peak distinct is deep for it too)
+        self._open: _Peak | None = None
         self._pending: list[ScorePoint] = []
         self._declared_positions: list[float] = []
         #: stretches of the profile at or above the threshold (a suspect is no closer)
@@ -235,7 +239,8 @@ class AlarmLogic:
 
     def _covers(self, cand: ScorePoint) -> bool:
         """A suspect candidate this (alarm) logic already answers for: at the threshold, or
-        within the radius of an alarm declared, held back or still growing."""
+        within the radius of an alarm declared or held, or of any stretch of the profile at or
+        above the threshold (which holds every alarm peak not yet settled)."""
         if cand.p_mine >= self.config.threshold:
             return True
         r = self.config.nms_radius_m
@@ -243,7 +248,7 @@ class AlarmLogic:
         near = [*self._declared_positions, *(p.position_m for p in self._pending)]
         if any(abs(x - y) <= r for y in near):
             return True
-        return any(lo - r <= x <= hi + r for lo, hi in self._hot)
+        return any(lo <= x <= hi or min(abs(x - lo), abs(x - hi)) <= r for lo, hi in self._hot)
 
     @property
     def rearm_level(self) -> float:
@@ -252,7 +257,7 @@ class AlarmLogic:
     def reset(self) -> None:
         self._active = False
         self._stack.clear()
-        self._open.clear()
+        self._open = None
         self._pending.clear()
         if self.suspects is not None:
             self.suspects.reset()
@@ -289,37 +294,43 @@ class AlarmLogic:
         x = point.p_mine
         stack = self._stack
         between = math.inf  # lowest point since the nearest earlier point at or above x
+        split = self.config.split_fraction
         while stack and stack[-1].value < x:
             top = stack.pop()
             between = min(between, top.value, top.gap)
-            if top in self._open:  # a higher point came before a deep dip: not distinct
-                self._open.remove(top)
-        for peak in list(self._open):
+            if top is self._open:  # a higher point came before a deep dip: not distinct
+                self._open = None
+        peak = self._open
+        if peak is not None:
             peak.right_min = min(peak.right_min, x)
-            if peak.right_min < self.config.split_fraction * peak.value:
-                self._open.remove(peak)
-                self._add_candidate(peak.candidate())
+            if peak.right_min < split * peak.value:
+                self._settle(peak)
         if stack:
             below = stack[-1]
             below.gap = min(below.gap, between)
-            if below.value == x and below.gap >= self.config.split_fraction * x:
-                below.end = point  # a flat top (a shallow dip between equal maxima): one peak
-                below.gap = math.inf
+            if below.value == x and below.gap >= split * x:
+                # a flat top (a shallow dip between equal maxima): one peak; its gap keeps
+                # the dip inside it (a higher point later must see it)
+                below.end = point
                 below.right_min = math.inf
                 return
             left_min = below.gap
         else:
             left_min = -math.inf  # the region's start: as deep as can be
-        peak = _Peak(point, point, x, left_min)
-        stack.append(peak)
-        if left_min < self.config.split_fraction * x and x >= self.config.threshold:
-            self._open.append(peak)
+        stack.append(_Peak(point, point, x))
+        if left_min < split * x and x >= self.config.threshold:
+            self._open = stack[-1]
+
+    def _settle(self, peak: _Peak) -> None:
+        """``peak`` is distinct on both sides: its point(s) become candidates."""
+        self._open = None
+        for cand in peak.candidates(self.config.nms_radius_m):
+            self._add_candidate(cand)
 
     def _close_region(self) -> None:
-        """The score fell below re-arm: every peak still open is distinct on both sides."""
-        for peak in self._open:
-            self._add_candidate(peak.candidate())
-        self._open.clear()
+        """The score fell below re-arm: a peak still open is distinct on both sides."""
+        if self._open is not None:
+            self._settle(self._open)
         self._stack.clear()
         self._active = False
 
@@ -344,14 +355,17 @@ class AlarmLogic:
         """Declare the candidates nothing can change any more: greedy non-maximum
         suppression, strongest first (the earlier of equals), decided live.
 
-        A candidate is ready once the head, and any peak still growing, are more than the
-        radius away. A ready candidate within the radius of a declared alarm is suppressed;
-        one with a stronger candidate within the radius still undecided waits for it, so a
-        candidate that is itself suppressed never suppresses another (three peaks in a row,
-        the middle one suppressed by the last: the first is still declared)."""
+        A candidate is ready once the head is more than the radius away and no peak at least
+        as strong within the radius is still unsettled (``_open``). A ready candidate within
+        the radius of a declared alarm is suppressed; one with a stronger candidate within
+        the radius still undecided waits for it, so a candidate that is itself suppressed
+        never suppresses another (three peaks in a row, the middle one suppressed by the
+        last: the first is still declared). Of two equally strong candidates within the
+        radius the one walked first is kept, the one place where the direction of walking
+        matters (saturated scores)."""
         r = self.config.nms_radius_m
         decided: list[ScorePoint] = []
-        growing = self._open
+        unsettled = self._open
         order = sorted(range(len(self._pending)), key=lambda i: (-self._pending[i].p_mine, i))
         undecided = [True] * len(self._pending)
         for k, i in enumerate(order):  # strongest first: stronger neighbours are decided first
@@ -359,7 +373,7 @@ class AlarmLogic:
             x = cand.position_m
             if head_position_m is not None and abs(head_position_m - x) <= r:
                 continue
-            if any(p.value >= cand.p_mine and p.near(x, r) for p in growing):
+            if unsettled is not None and unsettled.value >= cand.p_mine and unsettled.near(x, r):
                 continue  # a peak not yet settled within the radius may yet beat it
             if any(abs(x - y) <= r for y in self._declared_positions):
                 self.n_suppressed += 1

@@ -413,7 +413,11 @@ def to_metric_lane(
 
 
 def alarms_at(
-    scan: ScanOutput, threshold: float, hysteresis: float, nms_radius_m: float
+    scan: ScanOutput,
+    threshold: float,
+    hysteresis: float,
+    nms_radius_m: float,
+    split_fraction: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions and confidences the pipeline's alarm logic declares at ``threshold``."""
     from detect.alarms import AlarmConfig, ScorePoint, pick_alarms
@@ -424,7 +428,7 @@ def alarms_at(
         return np.empty(0), np.empty(0)
     hyst = min(hysteresis, 0.5 * threshold)
     cfg = AlarmConfig(threshold=threshold, hysteresis=hyst, nms_radius_m=nms_radius_m,
-                      suspect_floor=None)  # fmt: skip
+                      split_fraction=split_fraction, suspect_floor=None)  # fmt: skip
     pts = [
         ScorePoint(position_m=float(x), p_mine=float(v))
         for x, v in zip(scan.track_x_m[ok], p[ok], strict=True)
@@ -444,6 +448,7 @@ def sweep(
     hysteresis: float,
     nms_radius_m: float,
     confidence: float,
+    split_fraction: float = 0.5,
 ) -> tuple[dict[str, Any], list[list[M.Lane]]]:
     """FROC over ``thresholds`` (descending) with alarms re-declared at each one."""
     per_thr: list[list[M.Lane]] = []
@@ -452,7 +457,7 @@ def sweep(
     for t in thresholds:
         mls = []
         for ln, sc in zip(lanes, scans, strict=True):
-            x, c = alarms_at(sc, float(t), hysteresis, nms_radius_m)
+            x, c = alarms_at(sc, float(t), hysteresis, nms_radius_m, split_fraction)
             mls.append(to_metric_lane(ln, sc, x, c))
         k, n, fa = M.counts_at(mls, rule, 0.0)
         ks.append(k)
@@ -499,6 +504,7 @@ class EvalSettings:
     alarm_threshold: float
     depth_bins_m: tuple[float, ...]
     metal_bins_g: tuple[float, ...]
+    split_fraction: float = 0.5
 
 
 def settings_from_cfg(cfg: Any) -> EvalSettings:
@@ -524,6 +530,7 @@ def settings_from_cfg(cfg: Any) -> EvalSettings:
         alarm_threshold=float(cfg.alarm.threshold),
         depth_bins_m=(*(float(v) for v in e.depth_bins_m), math.inf),
         metal_bins_g=(*(float(v) for v in e.metal_bins_g), math.inf),
+        split_fraction=float(cfg.alarm.split_fraction),
     )
 
 
@@ -538,11 +545,25 @@ def evaluate_detector(
     the operating point and at the configured alarm threshold, window ROC / calibration."""
     thr = np.unique(np.append(threshold_grid(s.n_thresholds), s.alarm_threshold))[::-1]
     curve, per_thr = sweep(
-        test, test_scans, s.rule, thr, s.hysteresis, s.nms_radius_m, s.confidence
+        test,
+        test_scans,
+        s.rule,
+        thr,
+        s.hysteresis,
+        s.nms_radius_m,
+        s.confidence,
+        s.split_fraction,
     )
     if cal:
         cal_curve, _ = sweep(
-            cal, cal_scans, s.rule, thr, s.hysteresis, s.nms_radius_m, s.confidence
+            cal,
+            cal_scans,
+            s.rule,
+            thr,
+            s.hysteresis,
+            s.nms_radius_m,
+            s.confidence,
+            s.split_fraction,
         )
         op = M.operating_point(cal_curve, s.target_pd)
         op["chosen_on"] = "calibration lanes"
@@ -568,7 +589,7 @@ def evaluate_detector(
     at_op = M.score_lanes(per_thr[i_op], s.rule, float(thr[i_op]), **scored_kwargs)
     nominal_lanes = []
     for ln, sc in zip(test, test_scans, strict=True):
-        x, c = alarms_at(sc, s.alarm_threshold, s.hysteresis, s.nms_radius_m)
+        x, c = alarms_at(sc, s.alarm_threshold, s.hysteresis, s.nms_radius_m, s.split_fraction)
         depth = _depth_near(sc, x)
         nominal_lanes.append(to_metric_lane(ln, sc, x, c, depth))
     at_nominal = M.score_lanes(nominal_lanes, s.rule, s.alarm_threshold, **scored_kwargs)
@@ -736,6 +757,7 @@ def scoring_summary(s: EvalSettings) -> dict[str, Any]:
         "alarm_threshold": s.alarm_threshold,
         "hysteresis": s.hysteresis,
         "nms_radius_m": s.nms_radius_m,
+        "split_fraction": s.split_fraction,
     }
 
 
