@@ -44,6 +44,7 @@ profile is fed at once, see :func:`pick_alarms`).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -226,6 +227,7 @@ class AlarmLogic:
         #: most one: the dip that makes a later, lower peak distinct is deep for it too)
         self._open: _Peak | None = None
         self._pending: list[ScorePoint] = []
+        #: positions of the alarms declared in this epoch, sorted
         self._declared_positions: list[float] = []
         #: stretches of the profile at or above the threshold (a suspect is no closer)
         self._hot: list[list[float]] = []
@@ -245,8 +247,9 @@ class AlarmLogic:
             return True
         r = self.config.nms_radius_m
         x = cand.position_m
-        near = [*self._declared_positions, *(p.position_m for p in self._pending)]
-        if any(abs(x - y) <= r for y in near):
+        if _any_within(self._declared_positions, x, r):
+            return True
+        if any(abs(x - p.position_m) <= r for p in self._pending):
             return True
         return any(lo <= x <= hi or min(abs(x - lo), abs(x - hi)) <= r for lo, hi in self._hot)
 
@@ -364,26 +367,38 @@ class AlarmLogic:
         radius the one walked first is kept, the one place where the direction of walking
         matters (saturated scores)."""
         r = self.config.nms_radius_m
+        pending = self._pending
+        if not pending or (
+            head_position_m is not None
+            and all(abs(head_position_m - c.position_m) <= r for c in pending)
+        ):
+            return []  # nothing ready: the usual case while the head is near its candidates
         decided: list[ScorePoint] = []
         unsettled = self._open
-        order = sorted(range(len(self._pending)), key=lambda i: (-self._pending[i].p_mine, i))
-        undecided = [True] * len(self._pending)
-        for k, i in enumerate(order):  # strongest first: stronger neighbours are decided first
-            cand = self._pending[i]
+        order = sorted(range(len(pending)), key=lambda i: (-pending[i].p_mine, i))
+        undecided = [True] * len(pending)
+        waiting: list[float] = []  # sorted positions of stronger candidates still undecided
+        for i in order:  # strongest first: stronger neighbours are decided first
+            cand = pending[i]
             x = cand.position_m
-            if head_position_m is not None and abs(head_position_m - x) <= r:
+            if (
+                (head_position_m is not None and abs(head_position_m - x) <= r)
+                or (unsettled is not None and unsettled.value >= cand.p_mine
+                    and unsettled.near(x, r))
+                or (not _any_within(self._declared_positions, x, r)
+                    and _any_within(waiting, x, r))
+            ):  # fmt: skip
+                # not ready, a peak not yet settled within the radius may yet beat it, or a
+                # stronger candidate within the radius is still undecided
+                bisect.insort(waiting, x)
                 continue
-            if unsettled is not None and unsettled.value >= cand.p_mine and unsettled.near(x, r):
-                continue  # a peak not yet settled within the radius may yet beat it
-            if any(abs(x - y) <= r for y in self._declared_positions):
+            if _any_within(self._declared_positions, x, r):
                 self.n_suppressed += 1
-            elif any(undecided[j] and abs(self._pending[j].position_m - x) <= r for j in order[:k]):
-                continue  # a stronger candidate within the radius is still undecided
             elif self._veto is None or not self._veto(cand):
-                self._declared_positions.append(x)
+                bisect.insort(self._declared_positions, x)
                 decided.append(cand)
             undecided[i] = False
-        self._pending = [c for c, u in zip(self._pending, undecided, strict=True) if u]
+        self._pending = [c for c, u in zip(pending, undecided, strict=True) if u]
         # one release's alarms in track order (a candidate that waited comes out with them)
         return [self._declare(c) for c in sorted(decided, key=lambda c: c.position_m)]
 
@@ -424,6 +439,14 @@ class AlarmLogic:
         self.locate = locate
         if self.suspects is not None:
             self.suspects.start_epoch(epoch, locate)
+
+
+def _any_within(sorted_m: list[float], x_m: float, r_m: float) -> bool:
+    """Whether a position of the sorted list lies within ``r_m`` of ``x_m``."""
+    k = bisect.bisect_left(sorted_m, x_m)
+    return (k < len(sorted_m) and abs(sorted_m[k] - x_m) <= r_m) or (
+        k > 0 and abs(sorted_m[k - 1] - x_m) <= r_m
+    )
 
 
 def pick_alarms(
