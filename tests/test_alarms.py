@@ -319,6 +319,17 @@ def test_alarms_match_a_second_implementation_of_the_rule_on_generated_profiles(
         assert got == _reference_alarms(x, p, cfg), p.round(3).tolist()
 
 
+def _assert_same_both_ways(x: np.ndarray, p: np.ndarray, cfg: AlarmConfig) -> None:
+    """The profile walked end to end the other way (positions mirrored) gives the same
+    alarms and suspects, at the same places."""
+    ahead = pick_alarms(profile(x, p), cfg)
+    back = pick_alarms(profile(-x[::-1], p[::-1]), cfg)
+    for tier in ("alarm", "suspect"):
+        a = sorted(round(a.position_m, 6) for a in ahead if a.tier == tier)
+        b = sorted(round(-a.position_m, 6) for a in back if a.tier == tier)
+        assert a == b, (tier, p.round(3).tolist())
+
+
 @pytest.mark.parametrize("cfg", [*CONFIGS, AlarmConfig()])
 def test_walking_a_lane_the_other_way_gives_the_same_alarms(cfg: AlarmConfig) -> None:
     """The rule has no direction: the same score profile walked end to end the other way
@@ -326,13 +337,7 @@ def test_walking_a_lane_the_other_way_gives_the_same_alarms(cfg: AlarmConfig) ->
     rng = np.random.default_rng(2626)
     x = np.round(np.arange(0, 4, 0.01), 2)
     for _ in range(500):
-        p = _generated_profile(rng, x)
-        ahead = pick_alarms(profile(x, p), cfg)
-        back = pick_alarms(profile(-x[::-1], p[::-1]), cfg)
-        for tier in ("alarm", "suspect"):
-            a = sorted(round(a.position_m, 6) for a in ahead if a.tier == tier)
-            b = sorted(round(-a.position_m, 6) for a in back if a.tier == tier)
-            assert a == b, (tier, p.round(3).tolist())
+        _assert_same_both_ways(x, _generated_profile(rng, x), cfg)
 
 
 @pytest.mark.parametrize(
@@ -355,9 +360,4 @@ def test_walking_a_quantized_lane_the_other_way_gives_the_same_alarms() -> None:
     for _ in range(300):
         q = float(rng.choice([0.001, 0.01, 0.05]))
         p = np.round(np.clip(_generated_profile(rng, x) * rng.choice([1.0, 1.3]), 0, 1) / q) * q
-        ahead = pick_alarms(profile(x, p), cfg)
-        back = pick_alarms(profile(-x[::-1], p[::-1]), cfg)
-        for tier in ("alarm", "suspect"):
-            a = sorted(round(a.position_m, 6) for a in ahead if a.tier == tier)
-            b = sorted(round(-a.position_m, 6) for a in back if a.tier == tier)
-            assert a == b, (tier, p.round(3).tolist())
+        _assert_same_both_ways(x, p, cfg)

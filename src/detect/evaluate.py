@@ -544,27 +544,16 @@ def evaluate_detector(
     """All figures of one detector: FROC, operating point (from calibration lanes), scores at
     the operating point and at the configured alarm threshold, window ROC / calibration."""
     thr = np.unique(np.append(threshold_grid(s.n_thresholds), s.alarm_threshold))[::-1]
-    curve, per_thr = sweep(
-        test,
-        test_scans,
-        s.rule,
-        thr,
-        s.hysteresis,
-        s.nms_radius_m,
-        s.confidence,
-        s.split_fraction,
-    )
+
+    def froc(
+        lanes: Sequence[LaneData], scans: Sequence[ScanOutput]
+    ) -> tuple[dict[str, Any], list[list[M.Lane]]]:
+        return sweep(lanes, scans, s.rule, thr, s.hysteresis, s.nms_radius_m, s.confidence,
+                     s.split_fraction)  # fmt: skip
+
+    curve, per_thr = froc(test, test_scans)
     if cal:
-        cal_curve, _ = sweep(
-            cal,
-            cal_scans,
-            s.rule,
-            thr,
-            s.hysteresis,
-            s.nms_radius_m,
-            s.confidence,
-            s.split_fraction,
-        )
+        cal_curve, _ = froc(cal, cal_scans)
         op = M.operating_point(cal_curve, s.target_pd)
         op["chosen_on"] = "calibration lanes"
     else:
