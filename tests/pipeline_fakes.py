@@ -129,6 +129,8 @@ class FakeHead(Source):
         t0, t1 = self.t_rel, self.t_rel + self.step_s
         self.t_rel = t1
         self.fake_clock.t = 1000.0 + t1
+        if self.data_clock is not None:  # not paced: its health runs on the data's time
+            self.data_clock.advance(1000.0 + t1)
         out: list[Any] = []
         tg = np.arange(math.ceil(t0 * self.gpr_hz), math.ceil(t1 * self.gpr_hz)) / self.gpr_hz
         gpr_on = self.gpr_off is None or not (self.gpr_off[0] <= t0 < self.gpr_off[1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from detect.blocks import SensorState
@@ -66,3 +68,35 @@ def test_disconnect_and_device_fault_are_faults_with_their_reason() -> None:
     h.device_fault = "antenna open"
     h.update()
     assert h.state == SensorState.FAULT and h.reason == "device reports: antenna open"
+
+
+# --------------------------------------------------------------------------- data clock
+
+
+def test_on_a_data_clock_nothing_passes_before_the_first_data() -> None:
+    from detect.health import DataClock
+
+    clock = DataClock()
+    assert math.isnan(clock())
+    h = SensorHealth("gpr", stall_timeout_s=0.5, startup_timeout_s=2.0, clock=clock)
+    h.mark_connected(True)
+    h.count("crc_errors")  # counted, in no window: it must not block the window's pruning
+    for _ in range(3):  # however long the first data takes on the wall clock
+        assert h.update() == [] and h.state == SensorState.STARTING
+    clock.advance(5000.0)  # another sensor's first data: the start is here, not at 0
+    assert h.update() == [] and h.state == SensorState.STARTING
+    clock.advance(5001.9)
+    assert h.update() == [] and h.state == SensorState.STARTING
+    clock.advance(5002.1)
+    (ev,) = h.update()
+    assert ev.state == SensorState.FAULT and ev.host_time_s == 5002.1
+    assert h.counters.crc_errors == 1
+
+
+def test_a_data_clock_only_moves_forward() -> None:
+    from detect.health import DataClock
+
+    clock = DataClock()
+    for t, want in ((3.0, 3.0), (2.0, 3.0), (math.nan, 3.0), (math.inf, 3.0), (3.5, 3.5)):
+        clock.advance(t)
+        assert clock() == want

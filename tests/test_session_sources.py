@@ -177,3 +177,36 @@ def test_file_source_paced_at_trace_rate(monkeypatch) -> None:
                     # trace k is due at k / (rate * speed); none goes out early
                     assert clock() - t0 >= (sent - 1) / 20.0 - 1e-9
     assert sent == 10
+
+
+def test_replay_fast_reports_a_gap_in_the_recording_as_fault(tmp_path, monkeypatch) -> None:
+    """As fast as the pipeline takes it, a replay's health runs on the recording's time: a
+    3 s GPR gap (EMI going on) is FAULT from 2 s after its start to its end, however slow
+    or fast the machine (the wall clock here jumps 5 s per read)."""
+    p = tmp_path / "gap.h5"
+    with SessionWriter(p, {}, {}) as w:
+        for i in range(60):  # 6 s; GPR missing from 1.0 s to 4.0 s
+            if not 10 <= i < 40:
+                w.write(gpr_block(i))
+            w.write(emi_block(i))
+    wall = FakeClock()
+    monkeypatch.setattr(replay_mod.time, "sleep", wall.sleep)
+    src = create_source({"kind": "replay", "path": str(p), "speed": None})
+    src.clock = wall
+    events = []
+    with src:
+        while True:
+            try:
+                src.read(0.0)
+            except replay_mod.SourceExhausted:
+                break
+            wall.t += 5.0
+            events += [(e.sensor, e.state.name, e.host_time_s) for e in src.poll_health()]
+    gpr = [(state, t) for s, state, t in events if s == "gpr"]
+    assert [s for s, _ in gpr] == ["OK", "FAULT", "OK"]
+    stall = src.health["gpr"].stall_timeout_s
+    last, first = 0.99, 4.0  # the last trace before the gap, the first after
+    # polled at least every stall/10 of data time, plus one EMI block (0.1 s)
+    assert last + stall < gpr[1][1] <= last + stall + stall / 10 + 0.1 + 1e-9
+    assert first <= gpr[2][1] <= first + 0.1
+    assert [s for s, state, _ in events if state == "FAULT"] == ["gpr"]

@@ -150,3 +150,70 @@ def test_realtime_lane_changes_keep_the_stream_continuous_and_healthy() -> None:
     pos = np.concatenate([b.position_m for b in blocks])
     assert np.all(np.diff(pos) >= 0) and np.max(np.diff(pos)) < 0.02
     assert faults == []
+
+
+class JumpyClock:
+    """A wall clock that jumps 0-3 s between reads: a busy or slow machine."""
+
+    def __init__(self, seed: int) -> None:
+        self.t = 50.0
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> float:
+        self.t += float(self.rng.uniform(0.0, 3.0))
+        return self.t
+
+
+def _unpaced_events(seed: int, faults: dict, clock) -> tuple[list, dict[str, np.ndarray]]:
+    src = SimSource(sim=SHORT, seed=seed, realtime=False, n_lanes=1, block_s=0.1,
+                    stall_timeout_s=0.3, clock=clock, **faults)  # fmt: skip
+    events, times = [], {"gpr": [], "emi": []}
+    with src:
+        while True:
+            try:
+                items = src.read(0.0)
+            except SourceExhausted:
+                break
+            for b in items:
+                if isinstance(b, GprBlock | MdBlock):
+                    times[b.header.sensor].append(b.host_time_s)
+            events += [(e.sensor, e.state, round(e.host_time_s, 9)) for e in src.poll_health()]
+    return events, {k: np.concatenate(v) for k, v in times.items()}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_unpaced_health_follows_the_data_whatever_the_machine_speed(seed: int) -> None:
+    """Faster than real time, a sensor is FAULT exactly where its data has a gap longer than
+    the stall timeout (in simulated time), and nowhere else: no start-up stall while the first
+    lane is simulated, no outage passing unseen in milliseconds; the same events on a wall
+    clock that jumps seconds between reads."""
+    rng = np.random.default_rng(1000 + seed)
+    faults = {}
+    for sensor in ("gpr", "emi"):
+        if rng.random() < 0.8:
+            faults[f"fault_{sensor}_after_s"] = float(rng.uniform(0.3, 5.0))
+            short_or_long = [rng.uniform(0.0, 0.3), rng.uniform(0.3, 2.0)]
+            faults[f"fault_{sensor}_for_s"] = float(rng.choice(short_or_long))
+    steady, times = _unpaced_events(seed, faults, FakeClock())
+    jumpy, _ = _unpaced_events(seed, faults, JumpyClock(seed))
+    assert jumpy == steady
+    stall, block = 0.3, 0.1
+    assert [e[1] for e in steady if e[0] == "gps"] == [SensorState.OK]
+    for sensor in ("gpr", "emi"):
+        mine = [(state, t) for s, state, t in steady if s == sensor]
+        assert mine[0][0] == SensorState.OK  # first data: OK, never a start-up FAULT
+        t = times[sensor]
+        gaps = np.flatnonzero(np.diff(t) > stall)
+        faults_at = [t_ev for state, t_ev in mine if state == SensorState.FAULT]
+        back_at = [t_ev for state, t_ev in mine[1:] if state == SensorState.OK]
+        assert len(faults_at) == len(back_at) <= len(gaps)
+        for i in gaps:
+            last, first = t[i], t[i + 1]
+            # frames count at the end of their block (up to one block late), and the health is
+            # polled once a block: a gap longer than that must be seen, at most 2 blocks late
+            if first - last > stall + 2 * block:
+                assert any(abs(f - (last + stall + block)) <= block + 1e-9 for f in faults_at)
+        for f, b in zip(faults_at, back_at, strict=True):  # each FAULT lies in a real gap
+            eps = 1e-9
+            assert any(t[i] + stall - eps < f <= t[i + 1] <= b <= t[i + 1] + block + eps
+                       for i in gaps)  # fmt: skip

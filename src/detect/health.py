@@ -9,6 +9,13 @@ for ``stall_timeout_s`` (or the transport is gone), DEGRADED when recent frames 
 errors (CRC failures, resyncs, sequence gaps, queue overflows) above
 ``degraded_error_rate``, OK otherwise. Every change of state is returned as a
 :class:`HealthEvent` so it can be shown and recorded.
+
+A source that is not paced (a simulation faster than real time, a file or recording read as
+fast as the pipeline takes it) runs its sensors' health on a :class:`DataClock`, the time of
+the data it has handed out, not the wall clock: its stalls are gaps in the data, whatever
+the speed of the machine. On the wall clock a slow first block (a lane being simulated, a
+model loading) looked like every sensor stalling, and a 3 s outage in the data passed in
+milliseconds without a FAULT.
 """
 
 from __future__ import annotations
@@ -45,6 +52,29 @@ _ERROR_FIELDS = ("crc_errors", "resyncs", "gaps", "overflows", "corrupt_frames",
 #: counters of frames whose data never reached the pipeline (sequence gaps, a full queue,
 #: malformed payloads); link noise between frames (resyncs, garbage) loses nothing
 _LOSS_FIELDS = ("dropped_frames", "corrupt_frames")
+
+
+class DataClock:
+    """The newest data time (s) an unpaced source has handed out; NaN before its first data.
+
+    Callable like ``time.monotonic``. It only moves forward: a source calls :meth:`advance`
+    with the time its data has reached *before* counting the frames that reach it.
+    """
+
+    def __init__(self) -> None:
+        self._t = math.nan
+        self._lock = threading.Lock()
+
+    def advance(self, time_s: float) -> None:
+        t = float(time_s)
+        if not math.isfinite(t):
+            return
+        with self._lock:
+            if math.isnan(self._t) or t > self._t:
+                self._t = t
+
+    def __call__(self) -> float:
+        return self._t
 
 
 class SensorHealth:
@@ -105,10 +135,13 @@ class SensorHealth:
     def count(self, field_name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self.counters, field_name, getattr(self.counters, field_name) + n)
+            t = self.now()
+            if math.isnan(t):  # before any data on a data clock: counted, in no window
+                return
             if field_name in _ERROR_FIELDS:
-                self._recent.append((self.now(), 0, n))
+                self._recent.append((t, 0, n))
             if field_name in _LOSS_FIELDS:
-                self._recent_lost.append((self.now(), n))
+                self._recent_lost.append((t, n))
 
     def frames_received(self, n_frames: int, n_bytes: int = 0) -> None:
         if n_frames <= 0:
@@ -137,6 +170,9 @@ class SensorHealth:
         """Re-evaluate the state; return the state changes since the last call."""
         with self._lock:
             t = self.now()
+            if math.isnan(t):  # a data clock before any data: no time has passed yet
+                events, self._pending = self._pending, []
+                return events
             while self._recent and self._recent[0][0] < t - self.window_s:
                 self._recent.popleft()
             while self._recent_lost and self._recent_lost[0][0] < t - self.window_s:
@@ -177,6 +213,8 @@ class SensorHealth:
         if not math.isnan(self.last_frame_time_s):
             return False
         t0 = self.started_time_s if not math.isnan(self.started_time_s) else self.created_time_s
+        if math.isnan(t0):  # a data clock: the start is the source's first data
+            self.created_time_s = t0 = t
         return t - t0 <= self.startup_timeout_s
 
     @property

@@ -6,8 +6,9 @@ Lane after lane follows on, each a new seeded scene, with host time and along-tr
 position continuous across lanes; ``truth`` lists the objects of every lane generated so
 far in that lane frame (true positions; the blocks carry what the odometer reports, see
 :mod:`detect.sim.odometer`). Host times are simulated seconds from 0 when not
-real-time, and the source's monotonic clock when real-time. Fault knobs stop a sensor's
-stream for a while (sim time) so the health machinery can be tested end to end.
+real-time, and the source's monotonic clock when real-time; the sensors' health runs on
+simulated time when not real-time (:class:`~detect.health.DataClock`). Fault knobs stop a
+sensor's stream for a while (sim time) so the health machinery can be tested end to end.
 """
 
 from __future__ import annotations
@@ -183,6 +184,8 @@ class SimSource(Source):
     def _slice(self, lane: Lane, t_a: float, t_b: float) -> list[Item]:
         out: list[Item] = []
         shift = self._wall0_s if self.realtime else 0.0
+        if self.data_clock is not None:  # faster than real time: simulated time has reached t_b
+            self.data_clock.advance(t_b)
         for sensor, block in (("gpr", lane.gpr), ("emi", lane.emi)):
             t = block.host_time_s
             i, j = np.searchsorted(t, [t_a, t_b])

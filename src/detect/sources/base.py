@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from detect.blocks import GprBlock, GpsFix, HealthEvent, MdBlock, PositionEpoch
-from detect.health import SensorHealth
+from detect.health import DataClock, SensorHealth
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ class Source(abc.ABC):
 
     ``sensors`` names the sensor streams this source delivers (e.g. ``("gpr", "emi")``);
     each gets a :class:`SensorHealth`. ``paced`` is True when the source delivers at
-    the instrument's own rate (live hardware, real-time simulation or replay).
+    the instrument's own rate (live hardware, real-time simulation or replay). A subclass
+    that is not paced says so before calling ``__init__``; its health then runs on
+    :attr:`data_clock` (:class:`~detect.health.DataClock`), which it advances.
     """
 
     sensors: tuple[str, ...] = ()
@@ -60,8 +62,12 @@ class Source(abc.ABC):
         self.stall_timeout_s = stall_timeout_s
         self.reconnect = reconnect
         self.reconnect_backoff_s = tuple(reconnect_backoff_s)
+        #: an unpaced source's data time, which its sensors' health runs on (None: paced,
+        #: health on ``clock``); the source advances it before counting frames
+        self.data_clock: DataClock | None = None if self.paced else DataClock()
+        health_clock = clock if self.data_clock is None else self.data_clock
         self.health: dict[str, SensorHealth] = {
-            s: SensorHealth(s, stall_timeout_s, degraded_error_rate, clock=clock)
+            s: SensorHealth(s, stall_timeout_s, degraded_error_rate, clock=health_clock)
             for s in self.sensors
         }
         self._is_open = False

@@ -136,5 +136,7 @@ class GprFileSource(Source):
         out.extend(self._fixes[self._next_fix : n_fix])
         self._next_fix = max(self._next_fix, n_fix)
         self._next_trace = hi
+        if self.data_clock is not None:
+            self.data_clock.advance(float(np.max(t)))
         self.health["gpr"].frames_received(hi - lo, b.data[lo:hi].nbytes)
         return out

@@ -21,6 +21,9 @@ from detect.io.session import SessionReader
 from detect.sources.base import Item, Source, SourceError, SourceExhausted
 
 _FAST_CHUNK = 32
+#: as fast as possible, a read hands out at most this share of the stall timeout in data
+#: time, so the health (polled between reads) sees a gap in the recording as it would live
+_POLLS_PER_STALL = 10
 _DUE_TOLERANCE_S = 1e-6
 
 
@@ -28,6 +31,13 @@ def _item_time(item: Item) -> float:
     if isinstance(item, (GpsFix, PositionEpoch)):
         return float(item.host_time_s)
     return float(item.host_time_s[0]) if item.n else math.nan
+
+
+def _item_end_time(item: Item) -> float:
+    """The time a replay has reached once ``item`` is handed out (its last sample's)."""
+    if isinstance(item, (GpsFix, PositionEpoch)):
+        return float(item.host_time_s)
+    return float(item.host_time_s[-1]) if item.n else math.nan
 
 
 def _sensor(item: Item) -> str:
@@ -128,6 +138,7 @@ class ReplaySource(Source):
     def _read(self, timeout_s: float) -> list[Item]:
         out: list[Item] = []
         deadline = self.clock() + max(timeout_s, 0.0)
+        data_t0 = self.data_clock() if self.data_clock is not None else math.nan
         while True:
             item = self._next()
             if item is None:
@@ -145,13 +156,21 @@ class ReplaySource(Source):
                 continue
             out.append(item)
             self._pending = None
+            if self.data_clock is not None:
+                self.data_clock.advance(_item_end_time(item))
             sensor = _sensor(item)
             if sensor in self.health and not isinstance(item, PositionEpoch):
                 n = 1 if isinstance(item, GpsFix) else item.n
                 self.health[sensor].frames_received(n)
-            if self.speed is None and len(out) >= _FAST_CHUNK:
+            if self.speed is None and (
+                len(out) >= _FAST_CHUNK
+                or self._data_time_s() - data_t0 >= self.stall_timeout_s / _POLLS_PER_STALL
+            ):
                 break
         return out
+
+    def _data_time_s(self) -> float:
+        return self.data_clock() if self.data_clock is not None else math.nan
 
 
 __all__ = ["GprBlock", "MdBlock", "ReplaySource"]

@@ -55,6 +55,7 @@ class ThreadedSource(Source):
         super().__init__(name=f"{inner.name}", reconnect=False, clock=inner.clock)
         self.inner = inner
         self.health = inner.health
+        self.data_clock = inner.data_clock
         self.read_timeout_s = read_timeout_s
         self.queue: queue.Queue[Any] = out_queue or queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
