@@ -524,6 +524,7 @@ class TrainConf:
     time_shift_samples: int = val(2, 0, 64)
     noise: float = val(0.03, 0, 10)
     seed: int = val(0, 0)
+    members: int = val(1, 1, 64)
     threads: int = val(0, 0, 256)
     device: str = val("auto", check=device_name_error)
     progress: bool = val(True)

@@ -68,30 +68,34 @@ def preprocessing_from_cfg(cfg: Any) -> dict[str, Any]:
     }
 
 
-def _first_difference(a: Any, b: Any, path: str) -> str | None:
+def first_difference(
+    a: Any, b: Any, path: str, left: str = "card", right: str = "config"
+) -> str | None:
+    """The first key path where two nested settings differ (numbers within rounding), named
+    with both values; None where they agree."""
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for k in sorted(set(a) | set(b)):
             if k not in a:
-                return f"{path}.{k} (absent in card)"
+                return f"{path}.{k} (absent in {left})"
             if k not in b:
-                return f"{path}.{k} (absent in config)"
-            d = _first_difference(a[k], b[k], f"{path}.{k}")
+                return f"{path}.{k} (absent in {right})"
+            d = first_difference(a[k], b[k], f"{path}.{k}", left, right)
             if d:
                 return d
         return None
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
-            return f"{path} ({len(a)} entries in card, {len(b)} in config)"
+            return f"{path} ({len(a)} entries in {left}, {len(b)} in {right})"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            d = _first_difference(x, y, f"{path}[{i}]")
+            d = first_difference(x, y, f"{path}[{i}]", left, right)
             if d:
                 return d
         return None
     if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
         if math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12):
             return None
-        return f"{path} (card {a!r}, config {b!r})"
-    return None if a == b else f"{path} (card {a!r}, config {b!r})"
+        return f"{path} ({left} {a!r}, {right} {b!r})"
+    return None if a == b else f"{path} ({left} {a!r}, {right} {b!r})"
 
 
 def check_preprocessing(card: Mapping[str, Any], running: Mapping[str, Any], name: str) -> None:
@@ -104,7 +108,7 @@ def check_preprocessing(card: Mapping[str, Any], running: Mapping[str, Any], nam
     for d in (want, have):
         d.get("window", {}).pop("halo_m", None)
         d.get("window", {}).pop("guard_m", None)
-    diff = _first_difference(want, have, "preprocessing")
+    diff = first_difference(want, have, "preprocessing")
     if diff:
         raise PreprocessingMismatch(
             f"model '{name}' was trained with different preprocessing: {diff}; "
@@ -210,8 +214,19 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     lines += ["", "## Training data", ""]
     for k, v in card.get("data", {}).items():
         lines.append(f"- {k}: {_fmt(v)}")
+    ens = card.get("ensemble")
+    if ens:
+        lines += ["", "## Ensemble", ""]
+        lines += [f"- {ens.get('members')} members; outputs: {ens.get('combine', '?')}", ""]
+        lines += ["| member | train seed | best epoch | weights sha256 |", "|---|---|---|---|"]
+        for i, m in enumerate(ens.get("member_cards") or []):
+            best = (m.get("training") or {}).get("best_epoch", "?")
+            sha = str(m.get("weights_sha256") or "?")[:12]
+            lines.append(f"| {i} | {m.get('train_seed', '?')} | {best} | `{sha}` |")
     lines += ["", "## Calibration", ""]
     for k, v in card.get("calibration", {}).items():
+        if k == "members" and ens:
+            v = "per member, see card.json (ensemble.member_cards)"
         lines.append(f"- {k}: {v}")
     export = card.get("export_check", {})
     if export:

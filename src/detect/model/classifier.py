@@ -27,7 +27,7 @@ from detect.model.card import (
     read_card,
     write_card,
 )
-from detect.model.nets import CalibratedNet, FusionNet, NetConfig
+from detect.model.nets import CalibratedNet, EnsembleNet, FusionNet, NetConfig, ShippedNet
 from detect.model.prediction import Prediction
 from detect.windows import WindowSpec, gpr_present
 
@@ -50,20 +50,38 @@ def resolve_model_dir(name_or_dir: str | Path) -> Path:
     )
 
 
-def build_net(card: Mapping[str, Any]) -> CalibratedNet:
+def ensemble_size(card: Mapping[str, Any]) -> int | None:
+    """Members of the card's ensemble; None for a single network (a card without 'ensemble')."""
+    ens = card.get("ensemble")
+    if ens is None:
+        return None
+    n = ens.get("members") if isinstance(ens, Mapping) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ModelCardError(f"card 'ensemble.members' must be a whole number >= 1, got {n!r}")
+    return n
+
+
+def build_net(card: Mapping[str, Any]) -> ShippedNet:
     net_cfg = NetConfig(**{"gpr_mask": False, **card["net"]})  # cards before the mask had none
-    return CalibratedNet(FusionNet(net_cfg))
+    n = ensemble_size(card)
+    if n is None:
+        return CalibratedNet(FusionNet(net_cfg))
+    return EnsembleNet([CalibratedNet(FusionNet(net_cfg)) for _ in range(n)])
 
 
-def save_model(directory: Path, model: CalibratedNet, card: Mapping[str, Any]) -> dict[str, Any]:
+def save_model(directory: Path, model: ShippedNet, card: Mapping[str, Any]) -> dict[str, Any]:
     """Write weights (safetensors) and the card; returns the card as written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS))
     full = dict(card)
-    full["net"] = model.net.cfg.to_dict()
+    full["net"] = model.cfg.to_dict()
     full["n_parameters"] = sum(p.numel() for p in model.parameters())
+    if isinstance(model, EnsembleNet):
+        full["ensemble"] = {**dict(full.get("ensemble") or {}), "members": len(model.members)}
+    else:
+        full.pop("ensemble", None)
     return write_card(directory, full)
 
 
@@ -88,7 +106,7 @@ class Classifier:
 
     def __init__(
         self,
-        model: CalibratedNet,
+        model: ShippedNet,
         card: Mapping[str, Any],
         name: str = "",
         device: str | torch.device = "cpu",
@@ -98,7 +116,7 @@ class Classifier:
         self.card = dict(card)
         self.name = name or str(card.get("name", ""))
         self.spec = WindowSpec.from_mapping(self.card["preprocessing"]["window"])
-        net = model.net.cfg
+        net = model.cfg
         self.has_gpr = net.use_gpr
         self.has_emi = net.use_emi
         self.gpr_mask = net.gpr_mask

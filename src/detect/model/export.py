@@ -1,6 +1,7 @@
 """Export a calibrated model to TorchScript and ONNX, and check the exports agree with it.
 
-The exported graph is the whole :class:`~detect.model.nets.CalibratedNet`: inputs
+The exported graph is the whole shipped network (:class:`~detect.model.nets.CalibratedNet`, or
+an :class:`~detect.model.nets.EnsembleNet` of them): inputs
 ``gpr (B, n_pos, n_samples)``, ``emi (B, n_pos, n_channels)``, ``present (B, 2)``; outputs
 ``p_mine, class_probs, depth_m, p_gpr, p_emi``. Without onnxruntime the ONNX file is checked
 with onnx's own reference evaluator.
@@ -14,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detect.model.nets import CalibratedNet
+from detect.model.nets import ShippedNet
 
 OUTPUT_NAMES = ("p_mine", "class_probs", "depth_m", "p_gpr", "p_emi")
 INPUT_NAMES = ("gpr", "emi", "present")
 
 
-def example_inputs(model: CalibratedNet, n: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    cfg = model.net.cfg
+def example_inputs(model: ShippedNet, n: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
     gpr = torch.randn(n, cfg.n_pos, cfg.gpr_samples, generator=g)
     emi = torch.randn(n, cfg.n_pos, cfg.emi_channels, generator=g)
@@ -35,7 +36,7 @@ def example_inputs(model: CalibratedNet, n: int = 4, seed: int = 0) -> tuple[tor
     return gpr, emi, present
 
 
-def to_torchscript(model: CalibratedNet, path: Path) -> Path:
+def to_torchscript(model: ShippedNet, path: Path) -> Path:
     model = model.eval()
     scripted = torch.jit.trace(model, example_inputs(model), check_trace=False)
     scripted = torch.jit.freeze(scripted)
@@ -44,7 +45,7 @@ def to_torchscript(model: CalibratedNet, path: Path) -> Path:
     return path
 
 
-def to_onnx(model: CalibratedNet, path: Path, metadata: Mapping[str, str] | None = None) -> Path:
+def to_onnx(model: ShippedNet, path: Path, metadata: Mapping[str, str] | None = None) -> Path:
     """Write the ONNX graph (batch size dynamic); ``metadata`` goes into the file's
     ``metadata_props`` (:func:`detect.api.export_onnx` puts the model card there)."""
     model = model.eval()
@@ -97,13 +98,13 @@ def run_onnx(path: Path, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
         return list(ev.run(list(OUTPUT_NAMES), {k: v for k, v in feeds.items() if k in names}))
 
 
-def max_abs_difference(model: CalibratedNet, outputs: list[np.ndarray], inputs: tuple) -> float:
+def max_abs_difference(model: ShippedNet, outputs: list[np.ndarray], inputs: tuple) -> float:
     with torch.inference_mode():
         ref = [o.numpy() for o in model.eval()(*inputs)]
     return float(max(np.max(np.abs(a - b)) for a, b in zip(ref, outputs, strict=True)))
 
 
-def export_all(model: CalibratedNet, directory: Path) -> dict[str, float]:
+def export_all(model: ShippedNet, directory: Path) -> dict[str, float]:
     """Write model.ts and model.onnx in ``directory``; return the max output difference of each."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

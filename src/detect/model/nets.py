@@ -18,6 +18,7 @@ truncation in time and along the track, so it learns what "no data" means).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -193,6 +194,10 @@ class CalibratedNet(nn.Module):
         self.register_buffer("branch_platt", torch.tensor([[1.0, 0.0]] * 2))
         self.register_buffer("class_temperature", torch.ones(()))
 
+    @property
+    def cfg(self) -> NetConfig:
+        return self.net.cfg
+
     def forward(
         self, gpr: Tensor, emi: Tensor, present: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -206,6 +211,45 @@ class CalibratedNet(nn.Module):
         p_gpr = torch.sigmoid(self.branch_platt[0, 0] * zg + self.branch_platt[0, 1])
         p_emi = torch.sigmoid(self.branch_platt[1, 0] * ze + self.branch_platt[1, 1])
         return p_mine, class_probs, depth_m, p_gpr, p_emi
+
+
+class EnsembleNet(nn.Module):
+    """Calibrated networks of one architecture, trained apart (other seeds, other simulated
+    lanes), scored together: each output is the mean of the members' calibrated outputs.
+
+    One network learns the full-wave training scenes by heart after its first epoch (its
+    held-out full-wave loss is lowest there), so which scenes it then gets right varies from
+    one training run to the next; the mean of several runs varies less. Same inputs and
+    outputs as :class:`CalibratedNet`, so it exports, loads and scores the same way.
+    """
+
+    def __init__(self, members: Sequence[CalibratedNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0].cfg
+        for i, m in enumerate(members[1:], start=1):
+            if m.cfg != first:
+                raise ValueError(f"ensemble member {i} has another network ({m.cfg} vs {first})")
+        self.members = nn.ModuleList(members)
+        self._cfg = first
+
+    @property
+    def cfg(self) -> NetConfig:
+        return self._cfg
+
+    def forward(
+        self, gpr: Tensor, emi: Tensor, present: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        outs = [m(gpr, emi, present) for m in self.members]
+        p_mine, class_probs, depth_m, p_gpr, p_emi = (
+            torch.stack(parts).mean(dim=0) for parts in zip(*outs, strict=True)
+        )
+        return p_mine, class_probs, depth_m, p_gpr, p_emi
+
+
+#: what ships: one calibrated network or an ensemble of them
+ShippedNet = CalibratedNet | EnsembleNet
 
 
 def count_parameters(module: nn.Module) -> int:

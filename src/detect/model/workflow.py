@@ -7,6 +7,7 @@ and the fixed test set of :func:`held_out_recipes` (other seeds, plus a soil nev
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from detect.config import ConfigError, to_dict
 from detect.errors import SettingsError
 from detect.model.card import preprocessing_from_cfg
 from detect.model.dataset import LaneRecipe, WindowSet, build_windows, recipes
-from detect.model.nets import CalibratedNet, NetConfig
+from detect.model.nets import CalibratedNet, NetConfig, ShippedNet
 from detect.model.train import (
     TrainSettings,
     calibrate,
@@ -388,9 +389,61 @@ def _models_root(cfg: Any, out_dir: Path) -> Path:
     return Path(str(t.models_dir)) if t.get("models_dir") else out_dir / "models"
 
 
-def run_training(cfg: Any) -> int:
-    """Train the variants in ``train.variants`` (default: ``model.name``) and write them."""
+def _member_cfg(cfg: Any, i: int) -> Any:
+    """Member ``i`` of an ensemble: the run with ``train.seed + i`` (member 0 is the run itself)."""
+    if i == 0:
+        return cfg
+    out = copy.deepcopy(cfg)
+    out.train.seed = int(cfg.train.get("seed", 0)) + i
+    return out
+
+
+def _member_windows(
+    cfg: Any, plan: DataPlan, cache: Path, sessions: Mapping[str, WindowSet]
+) -> tuple[WindowSet, WindowSet, WindowSet]:
+    """Train, early-stopping and calibration windows: the plan's lanes plus the recordings."""
+    t = cfg.train
+    workers = int(t.get("workers", 0))
+    train = _windows("train", plan.train, workers, cache)
+    val = _windows("val", plan.val, workers, cache)
+    cal = _windows("cal", plan.cal, workers, cache)
+    if "sessions" in sessions:
+        train = WindowSet.concat([train] + [sessions["sessions"]] * int(t.get("session_repeat", 1)))
+    if "cal_sessions" in sessions:
+        cal = WindowSet.concat([cal, sessions["cal_sessions"]])
+    if "val_sessions" in sessions:
+        val = WindowSet.concat([val, sessions["val_sessions"]])
+    return train, val, cal
+
+
+def _ship(
+    cfg: Any, variant: str, model: ShippedNet, card: dict[str, Any], out_dir: Path, run_dir: Path
+) -> None:
+    """Export (``train.export``) and write ``<models>/<variant>``."""
     from detect.model.classifier import save_model
+
+    if cfg.train.get("export"):
+        from detect.model.export import export_all
+
+        card["export_check"] = export_all(model, run_dir / "export")
+        log.info("exported %s: %s", variant, card["export_check"])
+    target = _models_root(cfg, out_dir) / variant
+    written = save_model(target, model, card)
+    log.info("wrote %s (sha256 %s)", target, written["weights"]["sha256"][:12])
+    runs = card["training"].get("members", [card["training"]])
+    best = ", ".join(str(r["best_epoch"]) for r in runs)
+    seconds = sum(float(r["train_seconds"]) for r in runs)
+    print(f"{variant}: {target}  best epoch {best}  ({seconds:.0f}s)")
+
+
+def run_training(cfg: Any) -> int:
+    """Train the variants in ``train.variants`` (default: ``model.name``) and write them.
+
+    With ``train.members`` > 1 each variant is trained that many times (member ``i`` as the
+    run with ``train.seed + i``; each written under ``<out_dir>/<variant>/member<i>/model``)
+    and shipped as their ensemble.
+    """
+    from detect.model.classifier import Classifier, save_model
 
     t = cfg.train
     try:
@@ -429,38 +482,47 @@ def run_training(cfg: Any) -> int:
             session_paths(list(t[key]))
         except OSError as exc:
             raise SettingsError(str(exc)) from exc
-    workers = int(t.get("workers", 0))
-    train = _windows("train", plan.train, workers, cache)
-    val = _windows("val", plan.val, workers, cache)
-    cal = _windows("cal", plan.cal, workers, cache)
-    if t.get("sessions"):
-        rec = _session_set(cfg, list(t.sessions))
-        train = WindowSet.concat([train] + [rec] * int(t.get("session_repeat", 1)))
-    if t.get("cal_sessions"):
-        cal = WindowSet.concat([cal, _session_set(cfg, list(t.cal_sessions))])
-    if t.get("val_sessions"):
-        val = WindowSet.concat([val, _session_set(cfg, list(t.val_sessions))])
-    n = {"train": len(train), "val": len(val), "cal": len(cal)}
-    for variant in variants:
-        vdir = out_dir / variant
-        vdir.mkdir(parents=True, exist_ok=True)
-        resume = Path(str(t.resume)) / variant / "last.pt" if t.get("resume") else None
-        model, info = train_variant(cfg, variant, train, val, cal, vdir, resume)
-        if rank != 0:
-            continue
-        card = card_for(cfg, variant, info, plan, n)
-        if t.get("export"):
-            from detect.model.export import export_all
+    members = int(t.get("members", 1))
+    sessions = {
+        key: _session_set(cfg, list(t[key]))
+        for key in ("sessions", "cal_sessions", "val_sessions")
+        if t.get(key)
+    }
+    for i in range(members):
+        cfg_i = _member_cfg(cfg, i)
+        plan_i = plan if i == 0 else data_plan(cfg_i)
+        train, val, cal = _member_windows(cfg_i, plan_i, cache, sessions)
+        n = {"train": len(train), "val": len(val), "cal": len(cal)}
+        for variant in variants:
+            vdir = out_dir / variant / (f"member{i}" if members > 1 else "")
+            vdir.mkdir(parents=True, exist_ok=True)
+            resume = None
+            if t.get("resume"):
+                resume = Path(str(t.resume)) / vdir.relative_to(out_dir) / "last.pt"
+            model, info = train_variant(cfg_i, variant, train, val, cal, vdir, resume)
+            if rank != 0:
+                continue
+            card = card_for(cfg_i, variant, info, plan_i, n)
+            (vdir / "history.json").write_text(json.dumps(info["history"], indent=1))
+            if members == 1:
+                _ship(cfg, variant, model, card, out_dir, vdir)
+            else:
+                written = save_model(vdir / "model", model, card)
+                print(
+                    f"{variant} member {i} (seed {cfg_i.train.seed}): best epoch "
+                    f"{info['best_epoch']}  ({info['train_seconds']:.0f}s, "
+                    f"sha256 {written['weights']['sha256'][:12]})"
+                )
+    if members > 1 and rank == 0:
+        from detect.model.ensemble import ensemble_card
+        from detect.model.nets import EnsembleNet
 
-            card["export_check"] = export_all(model, vdir / "export")
-            log.info("exported %s: %s", variant, card["export_check"])
-        target = _models_root(cfg, out_dir) / variant
-        written = save_model(target, model, card)
-        (vdir / "history.json").write_text(json.dumps(info["history"], indent=1))
-        log.info("wrote %s (sha256 %s)", target, written["weights"]["sha256"][:12])
-        print(
-            f"{variant}: {target}  best epoch {info['best_epoch']}  ({info['train_seconds']:.0f}s)"
-        )
+        for variant in variants:
+            dirs = [out_dir / variant / f"member{i}" / "model" for i in range(members)]
+            loaded = [Classifier.load(d) for d in dirs]
+            nets = [c.model for c in loaded if isinstance(c.model, CalibratedNet)]
+            card = ensemble_card([c.card for c in loaded])
+            _ship(cfg, variant, EnsembleNet(nets), card, out_dir, out_dir / variant)
     if distributed:
         leave_process_group()
     return 0
