@@ -91,13 +91,21 @@ def test_a_card_whose_member_count_does_not_fit_the_weights_is_refused(tmp_path:
     dirs = [_member(tmp_path, s, 1.0, 0.0) for s in (0, 1)]
     combine(dirs, tmp_path / "ens")
     card = read_card(tmp_path / "ens")
-    card["ensemble"]["members"] = 3
-    write_card(tmp_path / "ens", card)
-    with pytest.raises(ModelCardError, match="do not fit the card's network"):
+    for n, why in ((3, "card says an ensemble of 3, the weights hold an ensemble of 2"),
+                   (64, "card says an ensemble of 64"),  # refused before 64 networks are built
+                   (0, r"ensemble\.members' must be a whole number from 1 to 64, got 0"),
+                   (50_000, "got 50000")):  # fmt: skip
+        card["ensemble"]["members"] = n
+        write_card(tmp_path / "ens", card)
+        with pytest.raises(ModelCardError, match=why):
+            Classifier.load(tmp_path / "ens")
+    card["ensemble"] = "x"
+    write_card(tmp_path / "ens", card)  # the card's text is written, whatever the entry
+    with pytest.raises(ModelCardError, match="got 'x'"):
         Classifier.load(tmp_path / "ens")
-    card["ensemble"]["members"] = 0
+    del card["ensemble"]
     write_card(tmp_path / "ens", card)
-    with pytest.raises(ModelCardError, match=r"ensemble\.members"):
+    with pytest.raises(ModelCardError, match="card says one network, the weights hold an"):
         Classifier.load(tmp_path / "ens")
 
 

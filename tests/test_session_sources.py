@@ -208,5 +208,49 @@ def test_replay_fast_reports_a_gap_in_the_recording_as_fault(tmp_path, monkeypat
     last, first = 0.99, 4.0  # the last trace before the gap, the first after
     # polled at least every stall/10 of data time, plus one EMI block (0.1 s)
     assert last + stall < gpr[1][1] <= last + stall + stall / 10 + 0.1 + 1e-9
-    assert first <= gpr[2][1] <= first + 0.1
+    assert first <= gpr[2][1] <= first + stall / 10 + 0.1 + 1e-9
     assert [s for s, state, _ in events if state == "FAULT"] == ["gpr"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_replay_fast_reports_every_long_gap_generated(tmp_path, monkeypatch, seed: int) -> None:
+    """Generated gaps (one stream or both, at the very start or later, short or long): as fast
+    as possible, each gap in a stream longer than the stall timeout is FAULT between its
+    stall time and the stream's return, and a gap shorter than it is not."""
+    rng = np.random.default_rng(seed)
+    off: dict[str, tuple[int, int]] = {}
+    for sensor in ("gpr", "emi"):
+        if rng.random() < 0.75:
+            a = int(rng.choice([1, int(rng.integers(2, 40))]))
+            off[sensor] = (a, a + int(rng.integers(5, 35)))  # 0.5-3.5 s of 0.1 s blocks
+    if rng.random() < 0.3 and off:  # both streams silent together
+        off = dict.fromkeys(("gpr", "emi"), next(iter(off.values())))
+    p = tmp_path / "gaps.h5"
+    with SessionWriter(p, {}, {}) as w:
+        for i in range(80):
+            for sensor, block in (("gpr", gpr_block), ("emi", emi_block)):
+                a, b = off.get(sensor, (-1, -1))
+                if not a <= i < b:
+                    w.write(block(i))
+    wall = FakeClock()
+    monkeypatch.setattr(replay_mod.time, "sleep", wall.sleep)
+    src = create_source({"kind": "replay", "path": str(p), "speed": None})
+    src.clock = wall
+    events = []
+    with src:
+        while True:
+            try:
+                src.read(0.0)
+            except replay_mod.SourceExhausted:
+                break
+            wall.t += 5.0
+            events += [(e.sensor, e.state.name, e.host_time_s) for e in src.poll_health()]
+    stall = src.health["gpr"].stall_timeout_s
+    for sensor in ("gpr", "emi"):
+        faults = [t for s, state, t in events if s == sensor and state == "FAULT"]
+        a, b = off.get(sensor, (0, 0))
+        last, first = a * 0.1 - (0.01 if sensor == "gpr" else 0.001), b * 0.1
+        if first - last > stall + 2 * stall / 10 + 0.1:
+            assert len(faults) == 1 and last + stall < faults[0] <= first + 1e-9, (off, events)
+        elif first - last <= stall:
+            assert faults == [], (off, events)

@@ -215,7 +215,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     for k, v in card.get("data", {}).items():
         lines.append(f"- {k}: {_fmt(v)}")
     ens = card.get("ensemble")
-    if ens:
+    if isinstance(ens, Mapping) and ens:
         lines += ["", "## Ensemble", ""]
         lines += [f"- {ens.get('members')} members; outputs: {ens.get('combine', '?')}", ""]
         lines += ["| member | train seed | best epoch | weights sha256 |", "|---|---|---|---|"]

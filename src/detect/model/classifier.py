@@ -50,15 +50,31 @@ def resolve_model_dir(name_or_dir: str | Path) -> Path:
     )
 
 
+#: the most members a card may name (as ``train.members``)
+MAX_MEMBERS = 64
+
+
 def ensemble_size(card: Mapping[str, Any]) -> int | None:
     """Members of the card's ensemble; None for a single network (a card without 'ensemble')."""
     ens = card.get("ensemble")
     if ens is None:
         return None
-    n = ens.get("members") if isinstance(ens, Mapping) else None
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ModelCardError(f"card 'ensemble.members' must be a whole number >= 1, got {n!r}")
+    n = ens.get("members") if isinstance(ens, Mapping) else ens
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_MEMBERS:
+        raise ModelCardError(
+            f"card 'ensemble.members' must be a whole number from 1 to {MAX_MEMBERS}, got {n!r}"
+        )
     return n
+
+
+def _networks(members: int | None) -> str:
+    return "one network" if members is None else f"an ensemble of {members}"
+
+
+def _members_in(state: Mapping[str, Any]) -> int | None:
+    """Ensemble members the weights hold (``members.<i>.`` keys); None for a single network."""
+    found = {k.split(".", 2)[1] for k in state if k.startswith("members.")}
+    return len(found) if found else None
 
 
 def build_net(card: Mapping[str, Any]) -> ShippedNet:
@@ -129,11 +145,17 @@ class Classifier:
         name = str(card.get("name", directory.name))
         if cfg is not None:
             check_preprocessing(card, preprocessing_from_cfg(cfg), name)
-        model = build_net(card)
         try:
             state = load_file(str(directory / str(card["weights"]["file"])))
         except Exception as exc:  # safetensors raises its own error types
             raise ModelCardError(f"{directory}: cannot read weights ({exc})") from exc
+        want, have = ensemble_size(card), _members_in(state)
+        if want != have:  # checked before building: a bad count must not build N networks
+            raise ModelCardError(
+                f"{directory}: weights do not fit the card's network (the card says "
+                f"{_networks(want)}, the weights hold {_networks(have)})"
+            )
+        model = build_net(card)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ModelCardError(

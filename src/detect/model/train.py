@@ -436,6 +436,8 @@ def fit(
     hist = History()
     start = 0
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    if resume is not None and not Path(resume).is_file():
+        log.warning("train.resume: no checkpoint %s, this model starts from scratch", resume)
     if resume is not None and Path(resume).is_file():
         ck = torch.load(resume, weights_only=True, map_location=device)
         net.load_state_dict(ck["net"])

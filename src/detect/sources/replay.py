@@ -138,7 +138,7 @@ class ReplaySource(Source):
     def _read(self, timeout_s: float) -> list[Item]:
         out: list[Item] = []
         deadline = self.clock() + max(timeout_s, 0.0)
-        data_t0 = self.data_clock() if self.data_clock is not None else math.nan
+        data_t0 = self._data_time_s()
         while True:
             item = self._next()
             if item is None:
@@ -154,6 +154,15 @@ class ReplaySource(Source):
                     break
                 time.sleep(min(wait, left))
                 continue
+            if self.data_clock is not None:
+                start = _item_time(item)
+                if start - self.data_clock() > self._poll_every_s():
+                    # the recording jumps ahead (every stream silent): the health sees that
+                    # time pass before the item that ends it counts, as it would live
+                    self.data_clock.advance(start)
+                    break
+                if math.isnan(data_t0):
+                    data_t0 = start
             out.append(item)
             self._pending = None
             if self.data_clock is not None:
@@ -163,11 +172,14 @@ class ReplaySource(Source):
                 n = 1 if isinstance(item, GpsFix) else item.n
                 self.health[sensor].frames_received(n)
             if self.speed is None and (
-                len(out) >= _FAST_CHUNK
-                or self._data_time_s() - data_t0 >= self.stall_timeout_s / _POLLS_PER_STALL
+                len(out) >= _FAST_CHUNK or self._data_time_s() - data_t0 >= self._poll_every_s()
             ):
                 break
         return out
+
+    def _poll_every_s(self) -> float:
+        """Data time a fast replay hands out at most per read."""
+        return self.stall_timeout_s / _POLLS_PER_STALL
 
     def _data_time_s(self) -> float:
         return self.data_clock() if self.data_clock is not None else math.nan
