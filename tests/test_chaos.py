@@ -97,6 +97,25 @@ def test_an_exit_status_of_complete_must_not_hide_ground_not_covered() -> None:
     assert exit_status_problems(5, ok, ["disk_full@w0:3.0s"]) == []
 
 
+def test_a_backward_clock_step_may_or_may_not_start_an_epoch() -> None:
+    """Seed 2500010 of the soak: the head's clock stepped back 2.74 s (not taken for a
+    restart, so no new epoch), then the head restarted: the next walk is epoch 1, not 2. A
+    restart is sure to start an epoch; a clock step or an odometer jump only may."""
+    from detect.chaos import _Walker
+
+    sched = Schedule(1, (Walk(12.0, (1.3, 5.0)), Walk(12.0, (1.5, 3.3))),
+                     (FaultEvent("clock_jump", 3.8, 0, 0.0, -2.74),
+                      FaultEvent("restart", 4.0, 0, 0.6)))  # fmt: skip
+    walker = _Walker(sched, 0)
+    walker.reached_s, walker.back_clock, walker.jumps = [4.0, 12.0], [1, 0], [[], [(9.0, 1.0)]]
+    got = [(t.walk, t.position_m, t.epochs) for t in walker.targets()]
+    assert got == [(0, 1.3, (0, 1)), (1, 1.5, (1, 2, 3)), (1, 3.3, (1, 2, 3))]
+    # the pipeline's output of that run: walk 1's targets alarmed in epoch 1
+    alarms = [{"position_m": 1.28, "epoch": 0}, {"position_m": 1.52, "epoch": 1},
+              {"position_m": 3.26, "epoch": 1}]  # fmt: skip
+    assert _verdicts(walker.targets(), alarms, [], []) == ["alarmed"] * 3
+
+
 def test_a_bad_fault_kind_is_named() -> None:
     with pytest.raises(ValueError, match="toaster"):
         FaultEvent("toaster", 1.0)

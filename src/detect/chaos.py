@@ -456,14 +456,16 @@ class _Walker:
 
     def targets(self) -> list[Target]:
         """Targets each walk reached, in the frame its odometer reported, with the epochs
-        their ground may be in: one per head restart, plus one per backward clock step
-        (a head whose clock went back may be taken for a restarted one) and one per odometer
-        jump (a step no head can walk breaks the position frame)."""
+        their ground may be in: one per head restart (walk ``w`` starts epoch ``w`` at the
+        least), plus up to one per backward clock step (a head whose clock went back may be
+        taken for a restarted one) and per odometer jump (a step no head can walk breaks the
+        position frame where it is seen; inside a link outage it is not), in this walk or
+        any before it."""
         out: list[Target] = []
         for w, spec in enumerate(self.schedule.walks[: len(self.reached_s)]):
             reach_m = self.reached_s[w] * SPEED_M_S
-            lo = w + sum(self.back_clock[:w]) + sum(len(j) for j in self.jumps[:w])
-            hi = lo + self.back_clock[w] + len(self.jumps[w])
+            lo = w
+            hi = w + sum(self.back_clock[: w + 1]) + sum(len(j) for j in self.jumps[: w + 1])
             for x in spec.targets_m:
                 if x >= reach_m:
                     continue  # the head never passed it
