@@ -65,8 +65,13 @@ class FakeHead(Source):
         stall_timeout_s: float = 0.4,
         seed: int = 0,
         emi_offset_m: float = 0.3,
+        all_off_s: tuple[float, float] | None = None,
+        odometer_slip_m: float = 0.0,
     ) -> None:
         super().__init__("fake-head", stall_timeout_s=stall_timeout_s, clock=clock)
+        self.all_off = all_off_s
+        self.odometer_slip_m = odometer_slip_m
+        self.lost_on_resume = 0
         self.fake_clock = clock
         self.duration_s = duration_s
         self.speed = speed_m_s
@@ -85,7 +90,11 @@ class FakeHead(Source):
         pass
 
     def head_m(self, t_rel: np.ndarray | float) -> Any:
-        return self.speed * np.asarray(t_rel)
+        """Where the odometer says the head is (it slips by ``odometer_slip_m`` at the end of
+        ``all_off_s``, unseen while nothing is sent)."""
+        t = np.asarray(t_rel)
+        slip = 0.0 if self.all_off is None else self.odometer_slip_m * (t >= self.all_off[1])
+        return self.speed * t + slip
 
     def _gpr(self, t: np.ndarray) -> GprBlock:
         x = self.head_m(t)
@@ -132,6 +141,12 @@ class FakeHead(Source):
         if self.data_clock is not None:  # not paced: its health runs on the data's time
             self.data_clock.advance(1000.0 + t1)
         out: list[Any] = []
+        if self.all_off is not None and self.all_off[0] <= t0 < self.all_off[1]:
+            self.lost_on_resume += round(self.step_s * self.gpr_hz)
+            return out  # the link is down: nothing at all
+        if self.lost_on_resume:  # the device's sequence numbers jumped: frames lost
+            self.health["gpr"].count("dropped_frames", self.lost_on_resume)
+            self.lost_on_resume = 0
         tg = np.arange(math.ceil(t0 * self.gpr_hz), math.ceil(t1 * self.gpr_hz)) / self.gpr_hz
         gpr_on = self.gpr_off is None or not (self.gpr_off[0] <= t0 < self.gpr_off[1])
         if gpr_on and len(tg):

@@ -201,3 +201,41 @@ def test_a_processing_error_is_a_loud_fault_with_ground_not_covered_not_a_crash(
     assert nc[0] == pytest.approx(2.0 - HALF_M, abs=0.06)
     assert nc[1] == pytest.approx(2.6 + EDGE_M, abs=0.06)
     assert sorted(round(a.position_m, 1) for a in pipe.alarms) == [1.5, 3.0, 4.5]
+
+
+def _interior_not_covered(pipe: Pipeline) -> list[tuple[float, float]]:
+    """The not-covered ground between the lane's two ends (whatever the lane's length)."""
+    nc = pipe.coverage.not_covered()
+    assert nc[0][0] <= 0.0 and nc[-1][1] >= max(b for a, b in nc)
+    return nc[1:-1]
+
+
+@pytest.mark.parametrize("slip_m", [-1.2, -0.8])
+def test_an_odometer_slip_hidden_in_a_link_outage_is_never_counted_clear(slip_m: float) -> None:
+    """The link is down 5.0-6.6 s (the head walks 2.5 -> 3.3 m, no data) and the odometer
+    slips back meanwhile (chaos soak seed 2500006: -1.2 m), or the head stood still (-0.8 m:
+    it resumes where it stopped). The data after the outage is then placed from 2.1 (2.5) m
+    on and scored there, but the ground the head was reckoned over stays not covered:
+    positions alone cannot tell a stop from a slip, and a target passed during the outage
+    must not lie on ground called clear (it was, before)."""
+    off = (5.0, 6.6)
+    pipe, _, _ = run_fake(all_off_s=off, odometer_slip_m=slip_m, duration_s=13.0)
+    last_known_m, reckoned_to_m = 0.5 * off[0], 0.5 * off[1]
+    (nc,) = _interior_not_covered(pipe)
+    assert nc[0] <= last_known_m + 0.05 and nc[1] >= reckoned_to_m, nc
+    assert nc[1] <= reckoned_to_m + 0.3 + 0.05  # the EMI coil is 0.3 m ahead
+    assert pipe.n_faults >= 1
+
+
+def test_a_head_that_walked_on_through_a_link_outage_keeps_its_coverage(monkeypatch) -> None:
+    """The same outage without a slip: the odometer resumes ahead of the reckoned head, so
+    the coverage is exactly what it is without the doubt rule."""
+    from detect.engine import watch
+
+    off = (5.0, 6.6)
+    pipe, _, _ = run_fake(all_off_s=off, duration_s=13.0)
+    monkeypatch.setattr(watch.Reckoning, "step", lambda *a, **k: None)
+    ref, _, _ = run_fake(all_off_s=off, duration_s=13.0)
+    assert pipe.coverage.segments() == ref.coverage.segments()
+    (nc,) = _interior_not_covered(pipe)
+    assert nc[0] <= 0.5 * off[0] and nc[1] >= 0.5 * off[1]

@@ -119,9 +119,10 @@ class CoverageTracker:
         self.offsets_m = {s: float((offsets_m or {}).get(s, 0.0)) for s in self.needed}
         self._covered: dict[str, list[Interval]] = {s: [] for s in self.needed}
         self._missed: dict[str, list[Interval]] = {s: [] for s in self.needed}
-        #: ground passed while the sensor was DEGRADED (its link below the health bar): not
-        #: covered even where a window was scored with its data (alarms still come)
-        self._degraded: dict[str, list[Interval]] = {s: [] for s in self.needed}
+        #: ground not covered even where a window was scored with the sensor's data (alarms
+        #: still come): passed while it was DEGRADED (its link below the health bar), or
+        #: ground whose position is in doubt (:meth:`position_in_doubt`)
+        self._doubtful: dict[str, list[Interval]] = {s: [] for s in self.needed}
         self._last_pos = math.nan
         self._last_time = math.nan
         self._last_states: dict[str, SensorState] = {}
@@ -218,6 +219,20 @@ class CoverageTracker:
             self._add(self._missed, s, lo + off, hi + off)
         self._compact()
 
+    def position_in_doubt(self, lo_m: float, hi_m: float) -> None:
+        """Head positions ``lo_m``..``hi_m`` stay not covered in this epoch, for every needed
+        sensor, whatever data is later placed there: ground the head was dead-reckoned
+        over while every position stream was silent, where the odometer then came back
+        behind that position. Either the head stopped meanwhile (and is scanning that ground
+        now) or its odometer slipped while the link was down (and the data now placed there
+        lies elsewhere); positions alone cannot tell, so it is never counted clear."""
+        if not (math.isfinite(lo_m) and math.isfinite(hi_m) and hi_m > lo_m):
+            return
+        for s in self.needed:
+            off = self.offsets_m[s]
+            self._add(self._doubtful, s, lo_m + off, hi_m + off)
+        self._compact()
+
     def update(
         self, head_position_m: float, states: Mapping[str, SensorState], time_s: float
     ) -> None:
@@ -235,7 +250,7 @@ class CoverageTracker:
                 for s in self.needed:
                     off = self.offsets_m[s]
                     if prev_states.get(s) == SensorState.DEGRADED:
-                        self._add(self._degraded, s, a + off, b + off)
+                        self._add(self._doubtful, s, a + off, b + off)
                     if s in self._data_driven:
                         # Passed: covered only where its data lies (a gap in the data is
                         # not covered even if no FAULT was declared, e.g. in a recording).
@@ -270,14 +285,14 @@ class CoverageTracker:
         return max(self._dist_m.values(), default=self._polled_distance_m)
 
     def _compact(self) -> None:
-        for d in (self._covered, self._missed, self._degraded):
+        for d in (self._covered, self._missed, self._doubtful):
             for s, lst in d.items():
                 if len(lst) > 64:
                     d[s] = merge(lst)
 
     def _open_not_covered(self, sensor: str) -> list[Interval]:
         missed = subtract(self._missed[sensor], self._covered[sensor])
-        return merge(missed + self._degraded[sensor]) if self._degraded[sensor] else missed
+        return merge(missed + self._doubtful[sensor]) if self._doubtful[sensor] else missed
 
     def not_covered(self, sensor: str | None = None) -> list[Interval]:
         """Ground not covered by ``sensor`` (or by any needed sensor when None)."""
@@ -308,7 +323,7 @@ class CoverageTracker:
             [
                 iv
                 for s in self.needed
-                for iv in (*self._covered[s], *self._missed[s], *self._degraded[s])
+                for iv in (*self._covered[s], *self._missed[s], *self._doubtful[s])
             ]
         )
         per_sensor = {s: self._open_not_covered(s) for s in self.needed}
@@ -409,7 +424,7 @@ class CoverageTracker:
             for s in seg["missing"]:
                 _append_in_order(self._final_nc[s], (seg["start_m"], seg["end_m"]))
         cut_m = opened["start_m"] if opened is not None else final_m
-        for d in (self._covered, self._missed, self._degraded):
+        for d in (self._covered, self._missed, self._doubtful):
             for s, lst in d.items():
                 d[s] = clip_below(lst, cut_m)
         self.floor_m = final_m

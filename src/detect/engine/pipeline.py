@@ -127,6 +127,8 @@ class Pipeline:
         self.n_items: dict[str, int] = {}
         self.rates: dict[str, tuple[float, int, float]] = {}  # watch.rate_hz
         self.t_start = clock()
+        #: dead reckoning of the head during an outage of every position stream
+        self._reckoning = watch.Reckoning()
         anchor = self.source_info.get("utc_anchor")
         if anchor is None and host_clock_dates(self.source_info):
             anchor = (self.t_start, time.time())
@@ -239,6 +241,7 @@ class Pipeline:
         self.epochs.next_epoch()
         self.epoch_starts_s.append(float(marker.host_time_s))
         self.aligner = self.aligner.restarted()
+        self._reckoning = watch.Reckoning()
         self.windows = WindowScheduler(self.spec, self.model_sensors, self.stride)
         for chain in self.chains.values():
             chain.reset()
@@ -369,6 +372,15 @@ class Pipeline:
         lossy = watch.poll_sources(self, sources, now)
         faulted = any(self.states.get(s) == SensorState.FAULT for s in self.needed)
         head = watch.head_for_coverage(self.aligner, faulted, now)
+        losses = sum(  # frames missing from the sequence, and links lost (a reconnect
+            h.counters.dropped_frames + h.counters.reconnects  # starts a new sequence)
+            for src in sources
+            for name, h in src.health.items()
+            if name in self.needed
+        )
+        doubt = self._reckoning.step(self.aligner, head, faulted, now, losses)
+        if doubt is not None:
+            self.coverage.position_in_doubt(*doubt)
         unplaced_before = self.coverage.unplaced_s
         self.coverage.update(head, coverage_states(self.states, lossy), now)
         if self.coverage.unplaced_s > unplaced_before and now - self._last_unplaced_warn_s >= 10.0:

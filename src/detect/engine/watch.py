@@ -58,3 +58,45 @@ def head_for_coverage(aligner: Any, faulted: bool, now: float) -> float:
     if faulted and math.isfinite(speed) and 0.0 < lag < 2.0:
         head += speed * lag
     return head
+
+
+#: the position streams count as silent (the head dead-reckoned, not tracked) after this
+SILENT_POSITIONS_S = 0.2
+
+
+class Reckoning:
+    """Ground the head was dead-reckoned over during one silence of every position stream.
+
+    While a needed sensor is down and no position has come for :data:`SILENT_POSITIONS_S`,
+    the head is dead-reckoned (:func:`head_for_coverage`). When positions come again, data
+    was lost meanwhile (frames missing from the sequence, or the link lost and reconnected:
+    not a pipeline that fell behind and reads its backlog now), and the odometer resumes
+    behind the farthest reckoned position, :meth:`step` returns the stretch from the last
+    position before the silence to that one: its position is in doubt
+    (:meth:`~detect.coverage.CoverageTracker.position_in_doubt`). A head that walked on
+    resumes at or beyond it, and nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self.from_m = math.nan
+        self.to_m = math.nan
+        self.lost_at_start = 0
+
+    def step(
+        self, aligner: Any, head_m: float, faulted: bool, now: float, losses: int
+    ) -> tuple[float, float] | None:
+        """``losses``: the needed sensors' lost frames plus lost links so far (a count that
+        only grows); returns the stretch in doubt when a silence ends, else None."""
+        known = float(aligner.head_position_m)
+        if now - float(aligner.head_time_s) > SILENT_POSITIONS_S:
+            if faulted and math.isfinite(known) and head_m > known:
+                if math.isnan(self.from_m):
+                    self.from_m, self.lost_at_start = known, losses
+                self.to_m = head_m if math.isnan(self.to_m) else max(self.to_m, head_m)
+            return None
+        if math.isnan(self.to_m):
+            return None
+        lost = losses > self.lost_at_start
+        out = (self.from_m, self.to_m) if lost and known < self.to_m else None
+        self.from_m = self.to_m = math.nan
+        return out
