@@ -179,19 +179,12 @@ def test_file_source_paced_at_trace_rate(monkeypatch) -> None:
     assert sent == 10
 
 
-def test_replay_fast_reports_a_gap_in_the_recording_as_fault(tmp_path, monkeypatch) -> None:
-    """As fast as the pipeline takes it, a replay's health runs on the recording's time: a
-    3 s GPR gap (EMI going on) is FAULT from 2 s after its start to its end, however slow
-    or fast the machine (the wall clock here jumps 5 s per read)."""
-    p = tmp_path / "gap.h5"
-    with SessionWriter(p, {}, {}) as w:
-        for i in range(60):  # 6 s; GPR missing from 1.0 s to 4.0 s
-            if not 10 <= i < 40:
-                w.write(gpr_block(i))
-            w.write(emi_block(i))
+def _replay_fast_health(path, monkeypatch) -> tuple[list[tuple[str, str, float]], float]:
+    """Replay ``path`` as fast as possible on a wall clock that jumps 5 s per read; the health
+    events as (sensor, state, time) and the stall timeout."""
     wall = FakeClock()
     monkeypatch.setattr(replay_mod.time, "sleep", wall.sleep)
-    src = create_source({"kind": "replay", "path": str(p), "speed": None})
+    src = create_source({"kind": "replay", "path": str(path), "speed": None})
     src.clock = wall
     events = []
     with src:
@@ -202,9 +195,22 @@ def test_replay_fast_reports_a_gap_in_the_recording_as_fault(tmp_path, monkeypat
                 break
             wall.t += 5.0
             events += [(e.sensor, e.state.name, e.host_time_s) for e in src.poll_health()]
+    return events, src.health["gpr"].stall_timeout_s
+
+
+def test_replay_fast_reports_a_gap_in_the_recording_as_fault(tmp_path, monkeypatch) -> None:
+    """As fast as the pipeline takes it, a replay's health runs on the recording's time: a
+    3 s GPR gap (EMI going on) is FAULT from 2 s after its start to its end, however slow
+    or fast the machine (the wall clock here jumps 5 s per read)."""
+    p = tmp_path / "gap.h5"
+    with SessionWriter(p, {}, {}) as w:
+        for i in range(60):  # 6 s; GPR missing from 1.0 s to 4.0 s
+            if not 10 <= i < 40:
+                w.write(gpr_block(i))
+            w.write(emi_block(i))
+    events, stall = _replay_fast_health(p, monkeypatch)
     gpr = [(state, t) for s, state, t in events if s == "gpr"]
     assert [s for s, _ in gpr] == ["OK", "FAULT", "OK"]
-    stall = src.health["gpr"].stall_timeout_s
     last, first = 0.99, 4.0  # the last trace before the gap, the first after
     # polled at least every stall/10 of data time, plus one EMI block (0.1 s)
     assert last + stall < gpr[1][1] <= last + stall + stall / 10 + 0.1 + 1e-9
@@ -232,20 +238,7 @@ def test_replay_fast_reports_every_long_gap_generated(tmp_path, monkeypatch, see
                 a, b = off.get(sensor, (-1, -1))
                 if not a <= i < b:
                     w.write(block(i))
-    wall = FakeClock()
-    monkeypatch.setattr(replay_mod.time, "sleep", wall.sleep)
-    src = create_source({"kind": "replay", "path": str(p), "speed": None})
-    src.clock = wall
-    events = []
-    with src:
-        while True:
-            try:
-                src.read(0.0)
-            except replay_mod.SourceExhausted:
-                break
-            wall.t += 5.0
-            events += [(e.sensor, e.state.name, e.host_time_s) for e in src.poll_health()]
-    stall = src.health["gpr"].stall_timeout_s
+    events, stall = _replay_fast_health(p, monkeypatch)
     for sensor in ("gpr", "emi"):
         faults = [t for s, state, t in events if s == sensor and state == "FAULT"]
         a, b = off.get(sensor, (0, 0))

@@ -372,12 +372,7 @@ class Pipeline:
         lossy = watch.poll_sources(self, sources, now)
         faulted = any(self.states.get(s) == SensorState.FAULT for s in self.needed)
         head = watch.head_for_coverage(self.aligner, faulted, now)
-        losses = sum(  # frames missing from the sequence, and links lost (a reconnect
-            h.counters.dropped_frames + h.counters.reconnects  # starts a new sequence)
-            for src in sources
-            for name, h in src.health.items()
-            if name in self.needed
-        )
+        losses = watch.losses(sources, self.needed)
         doubt = self._reckoning.step(self.aligner, head, faulted, now, losses)
         if doubt is not None:
             self.coverage.position_in_doubt(*doubt)

@@ -60,6 +60,17 @@ def head_for_coverage(aligner: Any, faulted: bool, now: float) -> float:
     return head
 
 
+def losses(sources: Any, needed: Any) -> int:
+    """Data the needed sensors lost so far: frames missing from their sequence, plus links
+    lost (a reconnect starts a new sequence, so its missing frames are not counted)."""
+    return sum(
+        h.counters.dropped_frames + h.counters.reconnects
+        for src in sources
+        for name, h in src.health.items()
+        if name in needed
+    )
+
+
 #: the position streams count as silent (the head dead-reckoned, not tracked) after this
 SILENT_POSITIONS_S = 0.2
 

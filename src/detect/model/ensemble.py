@@ -58,12 +58,12 @@ def ensemble_card(cards: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return card
 
 
-def combine(member_dirs: Sequence[Path], out_dir: Path, name: str | None = None) -> dict[str, Any]:
-    """Write the ensemble of the models in ``member_dirs`` to ``out_dir``; the card as written.
+def load_ensemble(member_dirs: Sequence[Path]) -> tuple[EnsembleNet, dict[str, Any]]:
+    """The ensemble of the models in ``member_dirs`` and its card, not yet written.
 
     Each member is loaded as ``detect`` loads a model (weights checked against its card).
     """
-    from detect.model.classifier import Classifier, save_model
+    from detect.model.classifier import Classifier
 
     loaded = [Classifier.load(Path(d)) for d in member_dirs]
     nets: list[CalibratedNet] = []
@@ -71,7 +71,14 @@ def combine(member_dirs: Sequence[Path], out_dir: Path, name: str | None = None)
         if not isinstance(clf.model, CalibratedNet):
             raise ModelCardError(f"{d}: already an ensemble; combine single models")
         nets.append(clf.model.cpu())
-    card = ensemble_card([clf.card for clf in loaded])
+    return EnsembleNet(nets), ensemble_card([clf.card for clf in loaded])
+
+
+def combine(member_dirs: Sequence[Path], out_dir: Path, name: str | None = None) -> dict[str, Any]:
+    """Write the ensemble of the models in ``member_dirs`` to ``out_dir``; the card as written."""
+    from detect.model.classifier import save_model
+
+    model, card = load_ensemble(member_dirs)
     if name:
         card["name"] = name
-    return save_model(Path(out_dir), EnsembleNet(nets), card)
+    return save_model(Path(out_dir), model, card)

@@ -443,7 +443,7 @@ def run_training(cfg: Any) -> int:
     run with ``train.seed + i``; each written under ``<out_dir>/<variant>/member<i>/model``)
     and shipped as their ensemble.
     """
-    from detect.model.classifier import Classifier, save_model
+    from detect.model.classifier import save_model
 
     t = cfg.train
     try:
@@ -514,15 +514,12 @@ def run_training(cfg: Any) -> int:
                     f"sha256 {written['weights']['sha256'][:12]})"
                 )
     if members > 1 and rank == 0:
-        from detect.model.ensemble import ensemble_card
-        from detect.model.nets import EnsembleNet
+        from detect.model.ensemble import load_ensemble
 
         for variant in variants:
             dirs = [out_dir / variant / f"member{i}" / "model" for i in range(members)]
-            loaded = [Classifier.load(d) for d in dirs]
-            nets = [c.model for c in loaded if isinstance(c.model, CalibratedNet)]
-            card = ensemble_card([c.card for c in loaded])
-            _ship(cfg, variant, EnsembleNet(nets), card, out_dir, out_dir / variant)
+            ensemble, card = load_ensemble(dirs)
+            _ship(cfg, variant, ensemble, card, out_dir, out_dir / variant)
     if distributed:
         leave_process_group()
     return 0
